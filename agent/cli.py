@@ -1,0 +1,56 @@
+"""`cctv-agent` command line: parses arguments, wires the stages explicitly, maps errors to exit codes.
+
+Each subcommand lives in the module of its concern, which provides add_arguments(parser) and
+main(args) -> int; an AgentError becomes one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from agent import __version__
+from agent.errors import AgentError
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("agent.runner", "run the unit: record, detect, cut events, upload, report status"),
+    "detect": ("agent.detect", "run the detector and event logic over a video file (site tuning)"),
+    "uploads": ("agent.upload.cli", "show the upload queue"),
+    "status": ("agent.status.cli", "show the unit's current state"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cctv-agent", description="mobile-cctv unit agent")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._main(args) or 0)
+    except AgentError as err:
+        print(f"cctv-agent {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

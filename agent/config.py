@@ -1,0 +1,170 @@
+"""Typed unit configuration: one TOML file per unit, validated once at start and passed in.
+
+Unknown keys, wrong types and out-of-range values are refused with one message naming the key.
+Secrets (S3 secret key, control-room token) may come from environment variables instead of the
+file, so they never have to sit in a world-readable file; SecretStr keeps them out of logs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from agent.errors import ConfigError
+
+Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
+
+# Environment variables that override secrets in the file: (section, key) -> variable name.
+SECRET_ENV = {
+    ("upload", "secret_access_key"): "CCTV_S3_SECRET_ACCESS_KEY",
+    ("upload", "access_key_id"): "CCTV_S3_ACCESS_KEY_ID",
+    ("status", "token"): "CCTV_STATUS_TOKEN",
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UnitConfig(Section):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="unit id, lower case, used in S3 keys")
+    site: str = Field("", description="site label; the control room owns deployments")
+    data_dir: Path = Field(Path("/var/lib/cctv-agent"), description="recordings, events, outbox, agent.db")
+
+
+class CameraConfig(Section):
+    source: Literal["picamera2", "opencv", "file"] = "picamera2"
+    device: str = Field("", description="opencv: /dev/videoN, index or rtsp:// URL; file: path to a video")
+    width: int = Field(1280, ge=160, le=3840)
+    height: int = Field(720, ge=120, le=2160)
+    fps: float = Field(10.0, gt=0, le=60)
+    analysis_width: int = Field(320, ge=64, le=1280)
+    analysis_height: int = Field(240, ge=48, le=960)
+    loop: bool = Field(False, description="file source: start again at the end")
+    pace: Literal["realtime", "fast"] = Field("realtime", description="file source: real frame rate or flat out")
+    stall_timeout_s: float = Field(20.0, gt=0, le=600)
+    reopen_backoff_max_s: float = Field(60.0, gt=0, le=3600)
+
+
+class RecordingConfig(Section):
+    segment_seconds: float = Field(10.0, ge=2, le=300)
+    bitrate_kbps: int = Field(1500, ge=100, le=20000)
+    keyframe_interval_s: float = Field(2.0, gt=0, le=10)
+
+
+class Zone(Section):
+    name: str = ""
+    polygon: list[Point] = Field(min_length=3)
+
+
+class MotionConfig(Section):
+    analysis_fps: float = Field(5.0, gt=0, le=30)
+    sensitivity: float = Field(0.5, ge=0.0, le=1.0, description="0 = least, 1 = most sensitive")
+    hysteresis_frames: int = Field(2, ge=1, le=50)
+    include_zones: list[Zone] = Field(default_factory=list, description="empty = whole frame")
+    exclude_zones: list[Zone] = Field(default_factory=list)
+
+
+class PrivacyConfig(Section):
+    masks: list[Zone] = Field(default_factory=list, description="blanked in recordings and snapshots")
+
+
+class EventsConfig(Section):
+    pre_roll_s: float = Field(5.0, ge=0, le=60)
+    post_roll_s: float = Field(10.0, ge=0, le=120)
+    max_clip_s: float = Field(60.0, ge=5, le=600)
+
+
+class RetentionConfig(Section):
+    max_age_days: float = Field(31.0, gt=0, le=366)
+    min_free_percent: float = Field(10.0, ge=1, le=90)
+
+
+class UploadConfig(Section):
+    enabled: bool = True
+    endpoint_url: str | None = Field(None, description="None = AWS; else https://minio.example:9000")
+    region: str = "eu-west-2"
+    bucket: str = ""
+    prefix: str = "units"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    ca_bundle: Path | None = Field(None, description="extra CA bundle; TLS verification is never disabled")
+    multipart_threshold_mb: float = Field(8.0, ge=5, le=5000)
+    part_size_mb: float = Field(8.0, ge=5, le=5000)
+    bandwidth_limit_kbps: float = Field(0.0, ge=0, description="0 = unlimited")
+    monthly_budget_mb: float = Field(8000.0, ge=0, description="clips wait past this; 0 = unlimited")
+    budget_reset_day: int = Field(1, ge=1, le=28)
+    signing_key: Path | None = Field(None, description="Ed25519 private key (PEM) for manifests")
+
+
+class StatusConfig(Section):
+    enabled: bool = True
+    url: str = Field("", description="control room base URL, https://...")
+    token: SecretStr | None = None
+    interval_s: float = Field(60.0, ge=5, le=3600)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    ca_bundle: Path | None = None
+
+
+class Config(Section):
+    unit: UnitConfig
+    camera: CameraConfig = CameraConfig()
+    recording: RecordingConfig = RecordingConfig()
+    motion: MotionConfig = MotionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    events: EventsConfig = EventsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    upload: UploadConfig = UploadConfig()
+    status: StatusConfig = StatusConfig()
+
+    @field_validator("upload")
+    @classmethod
+    def _parts_fit(cls, v: UploadConfig) -> UploadConfig:
+        if v.part_size_mb > v.multipart_threshold_mb * 10:
+            raise ValueError("part_size_mb is out of proportion to multipart_threshold_mb")
+        return v
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{source}: {key}: {msg}"
+
+
+def _apply_secret_env(data: dict, env: dict[str, str]) -> dict:
+    for (section, key), var in SECRET_ENV.items():
+        if env.get(var):
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = env[var]
+    return data
+
+
+def parse_config(data: dict, source: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    """Validate a config mapping (as read from TOML); raise ConfigError naming the bad key."""
+    data = _apply_secret_env(dict(data), dict(os.environ) if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None
+
+
+def load_config(path: Path | str, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a unit's TOML file; raise ConfigError with one clear line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror or err}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(data, str(path), env)
