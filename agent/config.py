@@ -45,7 +45,7 @@ class CameraConfig(Section):
     analysis_width: int = Field(320, ge=64, le=1280)
     analysis_height: int = Field(240, ge=48, le=960)
     loop: bool = Field(False, description="file source: start again at the end")
-    pace: Literal["realtime", "fast"] = Field("realtime", description="file source: real frame rate or flat out")
+    pace: Literal["realtime", "fast"] = Field("realtime", description="file: real rate or flat out")
     stall_timeout_s: float = Field(20.0, gt=0, le=600)
     reopen_backoff_max_s: float = Field(60.0, gt=0, le=3600)
 
