@@ -1,22 +1,36 @@
 """Component state: each stage reports how it is doing into agent.db; status and heartbeats read it.
 
 Threads and the `cctv-agent status` command share state through this table, never through shared
-dicts; a row per component holds JSON and the UTC time of its last update.
+dicts; a row per component holds JSON, the UTC time of its last update and the monotonic time
+(CLOCK_MONOTONIC is system-wide, so another process can judge freshness even after a clock jump).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from agent.clock import Clock
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    state: dict[str, Any]
+    updated_at: float  # wall clock, UTC epoch seconds
+    updated_mono: float  # CLOCK_MONOTONIC seconds
+
+
+# Component names and the fields each reports (see docs/architecture.md):
+# camera, recording, retention, motion, upload, clock, status.
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS component_state (
     component TEXT PRIMARY KEY,
     state TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    updated_mono REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -35,9 +49,10 @@ class StateStore:
 
     def report(self, component: str, **state: Any) -> None:
         self._conn.execute(
-            "INSERT INTO component_state(component, state, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(component) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-            (component, json.dumps(state, default=str), self._clock.time()),
+            "INSERT INTO component_state(component, state, updated_at, updated_mono) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(component) DO UPDATE SET state=excluded.state, "
+            "updated_at=excluded.updated_at, updated_mono=excluded.updated_mono",
+            (component, json.dumps(state, default=str), self._clock.time(), self._clock.monotonic()),
         )
 
     def increment(self, name: str, by: int = 1) -> None:
@@ -47,15 +62,17 @@ class StateStore:
             (name, by),
         )
 
-    def read(self, component: str) -> tuple[dict[str, Any], float] | None:
+    def read(self, component: str) -> ComponentState | None:
         row = self._conn.execute(
-            "SELECT state, updated_at FROM component_state WHERE component = ?", (component,)
+            "SELECT state, updated_at, updated_mono FROM component_state WHERE component = ?", (component,)
         ).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
+        return ComponentState(json.loads(row[0]), row[1], row[2]) if row else None
 
-    def read_all(self) -> dict[str, tuple[dict[str, Any], float]]:
-        rows = self._conn.execute("SELECT component, state, updated_at FROM component_state").fetchall()
-        return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+    def read_all(self) -> dict[str, ComponentState]:
+        rows = self._conn.execute(
+            "SELECT component, state, updated_at, updated_mono FROM component_state"
+        ).fetchall()
+        return {r[0]: ComponentState(json.loads(r[1]), r[2], r[3]) for r in rows}
 
     def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._conn.execute("SELECT name, value FROM counters")}

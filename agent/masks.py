@@ -1,0 +1,65 @@
+"""Polygon zones in normalised coordinates -> pixel masks, for detection zones and privacy masks.
+
+Privacy masks are burnt into the recorded video and snapshots (solid fill), not only ignored by
+detection; detection zones restrict where motion counts. Pure functions: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+Polygon = Sequence[tuple[float, float]]
+
+
+def polygon_mask(polygons: Sequence[Polygon], width: int, height: int) -> np.ndarray:
+    """uint8 mask (height, width): 255 inside any polygon, 0 elsewhere."""
+    mask = np.zeros((height, width), np.uint8)
+    for poly in polygons:
+        pts = np.array([[round(x * (width - 1)), round(y * (height - 1))] for x, y in poly], np.int32)
+        cv2.fillPoly(mask, [pts], 255)
+    return mask
+
+
+def detection_mask(
+    include: Sequence[Polygon], exclude: Sequence[Polygon], width: int, height: int
+) -> np.ndarray | None:
+    """Where motion counts: include zones (whole frame if none) minus exclude zones; None = all."""
+    if not include and not exclude:
+        return None
+    mask = polygon_mask(include, width, height) if include else np.full((height, width), 255, np.uint8)
+    if exclude:
+        mask[polygon_mask(exclude, width, height) > 0] = 0
+    return mask
+
+
+class PrivacyMasker:
+    """Blanks configured polygons in full frames before they are encoded or saved as snapshots.
+
+    The pixel mask is built once per frame size and cached; apply() works in place.
+    """
+
+    def __init__(self, polygons: Sequence[Polygon], fill: tuple[int, int, int] = (0, 0, 0)) -> None:
+        self._polygons = list(polygons)
+        self._fill = fill
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self._polygons)
+
+    def mask_for(self, width: int, height: int) -> np.ndarray:
+        key = (width, height)
+        if key not in self._cache:
+            self._cache[key] = polygon_mask(self._polygons, width, height) > 0
+        return self._cache[key]
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Blank the masked area of an (h, w) grey or (h, w, 3) BGR image in place; return it."""
+        if self._polygons:
+            h, w = image.shape[:2]
+            fill = self._fill if image.ndim == 3 else self._fill[0]
+            image[self.mask_for(w, h)] = fill
+        return image
