@@ -64,9 +64,30 @@ class Zone(Section):
 class MotionConfig(Section):
     analysis_fps: float = Field(5.0, gt=0, le=30)
     sensitivity: float = Field(0.5, ge=0.0, le=1.0, description="0 = least, 1 = most sensitive")
-    hysteresis_frames: int = Field(2, ge=1, le=50)
+    hysteresis_frames: int = Field(
+        2, ge=1, le=50, description="consecutive analysed frames with (or without) motion to switch"
+    )
     include_zones: list[Zone] = Field(default_factory=list, description="empty = whole frame")
     exclude_zones: list[Zone] = Field(default_factory=list)
+    work_height: int = Field(120, ge=48, le=480, description="analysis frames are shrunk to this height")
+    background_tau_s: float = Field(
+        8.0, ge=0.5, le=600, description="time constant of the running-average background"
+    )
+    moving_tau_factor: float = Field(
+        6.0, ge=1, le=100, description="pixels in motion join the background this many times slower"
+    )
+    calibration_s: float = Field(
+        2.0, ge=0, le=60, description="after start or a global light change: relearn, report nothing"
+    )
+    calibration_tau_s: float = Field(
+        0.5, gt=0, le=30, description="background time constant while calibrating"
+    )
+    global_change_fraction: float = Field(
+        0.5, gt=0.05, le=1.0, description="more of the area changing at once = lighting: recalibrate"
+    )
+    contrast_alpha: float = Field(
+        0.05, gt=0, le=1, description="smoothing of the 4th/96th percentile contrast stretch per frame"
+    )
 
 
 class PrivacyConfig(Section):
