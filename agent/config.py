@@ -76,6 +76,9 @@ class MotionConfig(Section):
     moving_tau_factor: float = Field(
         6.0, ge=1, le=100, description="pixels in motion join the background this many times slower"
     )
+    static_tau_s: float = Field(
+        1.0, gt=0, le=60, description="changes that stopped moving (light switched on) join the background"
+    )
     calibration_s: float = Field(
         2.0, ge=0, le=60, description="after start or a global light change: relearn, report nothing"
     )

@@ -17,6 +17,13 @@ from agent.masks import detection_mask
 Box = tuple[float, float, float, float]
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
+_BORDER = 2  # work pixels ignored at each edge
+
+
+def _percentiles(img: np.ndarray, mask: np.ndarray | None, qs: tuple[float, ...]) -> list[float]:
+    """Grey-level percentiles of a uint8 image from its histogram (much cheaper than a sort)."""
+    cdf = np.cumsum(cv2.calcHist([img], [0], mask, [256], [0, 256]).ravel())
+    return [float(v) for v in np.searchsorted(cdf, [cdf[-1] * q for q in qs])]
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,10 @@ class MotionDetector:
             [z.polygon for z in cfg.include_zones], [z.polygon for z in cfg.exclude_zones], ww, wh
         )
         self._zone = zone
-        self._zone_bool = None if zone is None else zone > 0
-        self._zone_area = float(ww * wh if zone is None else max(1, int(np.count_nonzero(zone))))
+        valid = np.zeros((wh, ww), np.uint8)
+        valid[_BORDER:-_BORDER, _BORDER:-_BORDER] = 255  # shake brings new content in at the edges
+        self._valid = valid if zone is None else cv2.bitwise_and(valid, zone)
+        self._zone_area = float(max(1, int(np.count_nonzero(self._valid))))
         self._threshold = threshold_for(cfg.sensitivity)
         self._min_area = max(2.0, min_area_fraction_for(cfg.sensitivity) * ww * wh)
         self.reset()
@@ -68,6 +77,9 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background and all history; the next frames calibrate again."""
         self._bg: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._last_changed: np.ndarray | None = None
         self._lo = 0.0
         self._hi = 255.0
         self._last_analysed: float | None = None
@@ -76,6 +88,12 @@ class MotionDetector:
         self._run_on = 0
         self._run_off = 0
         self._motion = False
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """Pixels in motion in the last analysed frame, uint8 0/255 at the working size (for
+        evaluation and debugging; boxes are what the event tracker uses)."""
+        return self._mask
 
     def should_analyse(self, t: float) -> bool:
         """Rate cap: True if frame time t is at least 1/analysis_fps after the last analysed frame."""
@@ -90,36 +108,39 @@ class MotionDetector:
         frame = self._prepare(gray)
         dt = 1.0 / self.cfg.analysis_fps if self._last_t is None else max(1e-3, t - self._last_t)
         self._last_t = t
-        if self._bg is None:
+        prev, self._prev = self._prev, frame
+        if self._bg is None or prev is None:
             self._bg = frame.astype(np.float32)
             self._calibrate_until = t + self.cfg.calibration_s
             return self._result(t, 0.0, [], raw=False, calibrating=True)
         calibrating = t < self._calibrate_until
-        changed = self._changed(frame)
-        if self._zone_bool is not None:
-            changed[~self._zone_bool] = 0
+        frame_c = self._match_light(frame)
+        changed = self._changed(frame_c, cv2.convertScaleAbs(self._bg))
+        self._last_changed = changed
         changed_frac = float(np.count_nonzero(changed)) / self._zone_area
         if changed_frac > self.cfg.global_change_fraction:
             # Lighting, not motion: IR switch, street light, exposure jump. Relearn quickly.
             self._calibrate_until = t + self.cfg.calibration_s
             calibrating = True
-        boxes, area = ([], 0.0) if calibrating else self._blobs(changed)
-        self._update_background(frame, changed, dt, calibrating)
+        if calibrating:
+            self._mask = None
+            cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, self.cfg.calibration_tau_s))
+            return self._result(t, 0.0, [], raw=False, calibrating=True)
+        moving = cv2.threshold(cv2.absdiff(frame, prev), self._threshold, 255, cv2.THRESH_BINARY)[1]
+        boxes, area, static = self._blobs(changed, moving)
+        self._update_background(frame, changed, static, dt)
         score = min(1.0, area / self._zone_area)
-        return self._result(t, score, boxes, raw=bool(boxes), calibrating=calibrating)
+        return self._result(t, score, boxes, raw=bool(boxes), calibrating=False)
 
     # -- stages -------------------------------------------------------------------------------------
 
     def _prepare(self, gray: np.ndarray) -> np.ndarray:
+        """Shrink, stretch contrast to the smoothed 4th/96th percentiles, blur."""
         if gray.ndim == 3:
             gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
         if (gray.shape[1], gray.shape[0]) != self.work:
             gray = cv2.resize(gray, self.work, interpolation=cv2.INTER_AREA)
-        hist = cv2.calcHist([gray], [0], self._zone, [256], [0, 256]).ravel()
-        cdf = np.cumsum(hist)
-        total = cdf[-1]
-        lo = float(np.searchsorted(cdf, total * 0.04))
-        hi = float(np.searchsorted(cdf, total * 0.96))
+        lo, hi = _percentiles(gray, self._zone, (0.04, 0.96))
         if self._bg is None:
             self._lo, self._hi = lo, hi
         else:
@@ -130,44 +151,64 @@ class MotionDetector:
         stretched = cv2.convertScaleAbs(gray, alpha=255.0 / span, beta=-self._lo * 255.0 / span)
         return cv2.GaussianBlur(stretched, (5, 5), 0)
 
-    def _changed(self, frame: np.ndarray) -> np.ndarray:
-        """Binary change mask, tolerant of a 1 px shake and of a uniform brightness offset."""
+    def _match_light(self, frame: np.ndarray) -> np.ndarray:
+        """Undo a global gain/offset change (cloud, exposure) by matching quartiles to the background."""
         bg = cv2.convertScaleAbs(self._bg)
-        bg_hi = cv2.dilate(bg, _KERNEL3)
-        bg_lo = cv2.erode(bg, _KERNEL3)
-        offset = float(np.median(cv2.subtract(frame, bg, dtype=cv2.CV_16S)))
-        if offset:
-            frame = cv2.convertScaleAbs(frame, alpha=1.0, beta=-offset)
-        above = cv2.subtract(frame, bg_hi)
-        below = cv2.subtract(bg_lo, frame)
-        diff = cv2.max(above, below)
-        _, changed = cv2.threshold(diff, self._threshold, 255, cv2.THRESH_BINARY)
+        # Only where nothing was changing last time: a big lorry must not pass for a light change.
+        quiet = self._valid if self._last_changed is None else cv2.subtract(self._valid, self._last_changed)
+        if cv2.countNonZero(quiet) < 0.2 * self._zone_area:
+            return frame
+        f25, f50, f75 = _percentiles(frame, quiet, (0.25, 0.5, 0.75))
+        b25, b50, b75 = _percentiles(bg, quiet, (0.25, 0.5, 0.75))
+        gain = (b75 - b25) / (f75 - f25) if f75 - f25 >= 4 else 1.0
+        gain = min(2.0, max(0.5, gain))
+        offset = b50 - gain * f50
+        if abs(gain - 1.0) < 0.02 and abs(offset) < 1.0:
+            return frame
+        return cv2.convertScaleAbs(frame, alpha=gain, beta=offset)
+
+    def _changed(self, frame: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Binary change mask of frame against ref, tolerant of a 1 px shake (min/max envelope)."""
+        above = cv2.subtract(frame, cv2.dilate(ref, _KERNEL3))
+        below = cv2.subtract(cv2.erode(ref, _KERNEL3), frame)
+        _, changed = cv2.threshold(cv2.max(above, below), self._threshold, 255, cv2.THRESH_BINARY)
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL3)
+        changed = cv2.bitwise_and(changed, self._valid)
         return cv2.dilate(changed, _KERNEL3)
 
-    def _blobs(self, changed: np.ndarray) -> tuple[list[Box], float]:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    def _blobs(self, changed: np.ndarray, moving: np.ndarray) -> tuple[list[Box], float, np.ndarray]:
+        """Boxes of big enough changed blobs that also changed since the last frame; the rest of
+        the changed area (a light left on, a parked car) is returned as static."""
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+        hits = np.bincount(labels[moving > 0], minlength=n)
+        live = hits >= np.maximum(3, stats[:, cv2.CC_STAT_AREA] * 0.02)
+        live[0] = False
         ww, wh = self.work
         boxes: list[Box] = []
         area = 0.0
-        for x, y, w, h, a in stats[1:n]:
+        for i in np.flatnonzero(live):
+            x, y, w, h, a = stats[i]
             if a >= self._min_area:
                 boxes.append((x / ww, y / wh, w / ww, h / wh))
                 area += float(a)
-        return boxes, area
+        static = np.where(live[labels], 0, changed).astype(np.uint8)
+        self._mask = changed - static
+        return boxes, area, static
 
-    def _update_background(self, frame: np.ndarray, changed: np.ndarray, dt: float, calib: bool) -> None:
-        tau = self.cfg.calibration_tau_s if calib else self.cfg.background_tau_s
-        alpha = 1.0 - math.exp(-dt / tau)
-        if calib:
-            cv2.accumulateWeighted(frame, self._bg, alpha)
-            return
-        # Moving things are absorbed more slowly, so a passing car does not smear the background,
-        # but something that stops (a parked van) still becomes background in time.
-        still = cv2.bitwise_not(changed)
-        cv2.accumulateWeighted(frame, self._bg, alpha, mask=still)
-        slow = 1.0 - math.exp(-dt / (tau * self.cfg.moving_tau_factor))
-        cv2.accumulateWeighted(frame, self._bg, slow, mask=changed)
+    def _alpha(self, dt: float, tau: float) -> float:
+        return 1.0 - math.exp(-dt / tau)
+
+    def _update_background(self, frame: np.ndarray, changed: np.ndarray, static: np.ndarray,
+                           dt: float) -> None:
+        """Still pixels at the normal rate, static changes fast, moving things slowly: a passing
+        car does not smear the background, a parked van or a light left on joins it in time."""
+        cfg = self.cfg
+        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.background_tau_s),
+                               mask=cv2.bitwise_not(changed))
+        moving = cv2.subtract(changed, static)
+        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.background_tau_s * cfg.moving_tau_factor),
+                               mask=moving)
+        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.static_tau_s), mask=static)
 
     def _result(self, t: float, score: float, boxes: list[Box], raw: bool, calibrating: bool) -> MotionResult:
         n = self.cfg.hysteresis_frames
