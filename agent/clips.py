@@ -1,0 +1,175 @@
+"""Event files: the clip cut from the recorded segments by stream copy, and the peak-frame snapshots.
+
+Called by agent.eventwriter once the segments covering an event are closed; every file is written
+under a temporary name, fsynced and renamed (agent.fsutil), so a final name always holds a whole file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import cv2
+import numpy as np
+
+from agent.errors import InputError
+from agent.fsutil import atomic_write_bytes, publish, tmp_path_for
+from agent.masks import PrivacyMasker
+
+JPEG_QUALITY = 85
+BOX_COLOUR = (0, 0, 255)  # BGR red
+
+
+class SegmentLike(Protocol):
+    """What the cutter reads from agent.segments.Segment."""
+
+    path: Path
+    start: float  # UTC epoch seconds of the first frame
+    end: float
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    start: float  # UTC epoch of the first frame in the clip (a keyframe at or before the asked start)
+    end: float  # UTC epoch just after the last frame
+    packets: int
+
+
+class _Cut:
+    """Copies the packets of one video stream across segments, rebased onto one timeline."""
+
+    def __init__(self, out: av.container.OutputContainer, start: float, end: float) -> None:
+        self.out = out
+        self.start = start
+        self.end = end
+        self.stream: av.video.stream.VideoStream | None = None
+        self.pending: list[av.Packet] = []  # the GOP before the asked start
+        self.started = False
+        self.done = False
+        self.offset = 0  # where the current segment starts on the output timeline (in tb units)
+        self.tb: Fraction | None = None
+        self.base: int | None = None  # output timeline value of the first written packet
+        self.first_wall = 0.0
+        self.last_wall = 0.0
+        self.written = 0
+        self.next_offset = 0
+
+    def segment(self, seg: SegmentLike) -> None:
+        with av.open(str(seg.path)) as inp:
+            vin = next((s for s in inp.streams if s.type == "video"), None)
+            if vin is None:
+                raise InputError(f"{seg.path}: segment has no video stream")
+            if self.stream is None:
+                self.stream = self.out.add_stream_from_template(vin)
+                self.tb = vin.time_base
+            self.offset = self.next_offset
+            seg_first: int | None = None
+            for pkt in inp.demux(vin):
+                if pkt.dts is None or pkt.pts is None:
+                    continue
+                if seg_first is None:
+                    seg_first = pkt.pts
+                self._packet(pkt, seg.start, seg_first, vin.time_base)
+                if self.done:
+                    return
+
+    def _packet(self, pkt: av.Packet, seg_start: float, seg_first: int, tb: Fraction) -> None:
+        assert self.tb is not None
+        scale = tb / self.tb
+        pts = self.offset + round((pkt.pts - seg_first) * scale)
+        dts = self.offset + round((pkt.dts - seg_first) * scale)
+        dur = round((pkt.duration or 0) * scale)
+        self.next_offset = max(self.next_offset, pts + max(dur, 1))
+        wall = seg_start + float((pkt.pts - seg_first) * tb)
+        dts_wall = seg_start + float((pkt.dts - seg_first) * tb)
+        pkt.pts, pkt.dts, pkt.time_base = pts, dts, self.tb
+        if not self.started:
+            if pkt.is_keyframe:
+                self.pending = []
+            self.pending.append(pkt)
+            if wall + float(dur * self.tb) > self.start:
+                self.started = True
+                for p in self.pending:
+                    self._write(p, seg_start, seg_first, tb)
+                self.pending = []
+            return
+        if dts_wall >= self.end:
+            self.done = True
+            return
+        self._write(pkt, seg_start, seg_first, tb)
+
+    def _write(self, pkt: av.Packet, seg_start: float, seg_first: int, tb: Fraction) -> None:
+        assert self.tb is not None and self.stream is not None
+        if self.base is None:
+            self.base = pkt.pts
+            self.first_wall = self._wall(pkt.pts, seg_start)
+        wall_end = self._wall(pkt.pts + max(pkt.duration or 0, 1), seg_start)
+        self.last_wall = max(self.last_wall, wall_end)
+        pkt.pts -= self.base
+        pkt.dts -= self.base
+        pkt.stream = self.stream
+        self.out.mux(pkt)
+        self.written += 1
+
+    def _wall(self, value: int, seg_start: float) -> float:
+        assert self.tb is not None
+        return seg_start + float((value - self.offset) * self.tb)
+
+
+def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: Path) -> ClipInfo:
+    """Stream-copy [start, end] (UTC epoch) from consecutive segments into an MP4 with the index first.
+
+    The clip begins at the keyframe at or before `start`; no frame is re-encoded.
+    """
+    ordered = sorted(segments, key=lambda s: s.start)
+    if not ordered:
+        raise InputError(f"no recorded footage covers {start:.3f}..{end:.3f}")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(final)
+    try:
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            cut = _Cut(out, start, end)
+            for seg in ordered:
+                cut.segment(seg)
+                if cut.done:
+                    break
+            if cut.written == 0:
+                raise InputError(f"no recorded frames between {start:.3f} and {end:.3f}")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, final)
+    return ClipInfo(start=cut.first_wall, end=cut.last_wall, packets=cut.written)
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise InputError("cannot encode snapshot as JPEG")
+    return buf.tobytes()
+
+
+def draw_boxes(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    """A copy of `image` with normalised [x, y, w, h] boxes drawn on it."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    thick = max(1, round(min(w, h) / 240))
+    for x, y, bw, bh in boxes:
+        p1 = (round(x * (w - 1)), round(y * (h - 1)))
+        p2 = (round((x + bw) * (w - 1)), round((y + bh) * (h - 1)))
+        cv2.rectangle(out, p1, p2, BOX_COLOUR, thick)
+    return out
+
+
+def write_snapshots(image: np.ndarray, boxes: Sequence[Sequence[float]], masker: PrivacyMasker,
+                    folder: Path) -> tuple[Path, Path]:
+    """snapshot.jpg (privacy-masked peak frame) and snapshot_boxes.jpg (the same with motion boxes)."""
+    masked = masker.apply(image.copy())
+    plain, boxed = folder / "snapshot.jpg", folder / "snapshot_boxes.jpg"
+    atomic_write_bytes(plain, encode_jpeg(masked))
+    atomic_write_bytes(boxed, encode_jpeg(draw_boxes(masked, boxes)))
+    return plain, boxed

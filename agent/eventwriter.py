@@ -1,0 +1,190 @@
+"""Event writer thread: turns closed events into files and an outbox record, off the capture path.
+
+Receives ClosedEvents from the analysis stage, waits until the segments covering each clip are
+closed, cuts the clip and snapshots (agent.clips), publishes the EventRecord (agent.outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from agent import __version__
+from agent.clips import ClipInfo, SegmentLike, cut_clip, write_snapshots
+from agent.clock import Clock, iso_utc
+from agent.config import Config
+from agent.db import connect, db_path
+from agent.errors import AgentError
+from agent.events import Event
+from agent.fsutil import sha256_file
+from agent.masks import PrivacyMasker
+from agent.outbox import EVENTS_DIR, EventFile, EventRecord, publish_event
+from agent.state import StateStore
+
+log = logging.getLogger(__name__)
+
+Covering = Callable[[sqlite3.Connection, float, float], Sequence[SegmentLike]]
+CONTENT_TYPES = {"clip": "video/mp4", "snapshot": "image/jpeg", "snapshot_boxes": "image/jpeg"}
+
+
+@dataclass
+class ClosedEvent:
+    """An event the tracker closed, with the full-resolution image of its peak frame."""
+
+    event: Event
+    image: np.ndarray | None
+    deadline: float = 0.0  # monotonic time after which the clip is cut with whatever footage exists
+    extra: dict = field(default_factory=dict)
+
+
+def segment_index_covering(conn: sqlite3.Connection, start: float, end: float) -> Sequence[SegmentLike]:
+    """The recording engineer's index: closed segments overlapping [start, end] (UTC epoch)."""
+    from agent.segments import SegmentIndex
+
+    return SegmentIndex(conn).covering(start, end)
+
+
+class EventWriter:
+    """Thread: `submit()` closed events (from the analysis thread); `close_input()` once no more
+    will come; the thread exits when all are published. `recording_done` tells it the recorder has
+    closed its last segment, so pending clips are cut at once with the footage there is."""
+
+    def __init__(self, cfg: Config, data_dir: Path, clock: Clock, recording_done: threading.Event,
+                 covering: Covering = segment_index_covering, maxsize: int = 64) -> None:
+        self._cfg = cfg
+        self._data_dir = data_dir
+        self._clock = clock
+        self._recording_done = recording_done
+        self._covering = covering
+        self._queue: queue.Queue[ClosedEvent | None] = queue.Queue(maxsize)
+        self._masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self.published: list[Path] = []  # outbox records written (read after join)
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, closed: ClosedEvent) -> None:
+        ev = closed.event
+        wait = (ev.clip_end_t - ev.clip_start_t) + 3 * self._cfg.recording.segment_seconds + 30.0
+        closed.deadline = self._clock.monotonic() + wait
+        self._queue.put(closed)
+
+    def close_input(self) -> None:
+        self._queue.put(None)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        conn = connect(db_path(self._data_dir))
+        state = StateStore(conn, self._clock)
+        pending: list[ClosedEvent] = []
+        more = True
+        try:
+            while more or pending:
+                if more:
+                    try:
+                        item = self._queue.get(timeout=0.5 if pending else 1.0)
+                        if item is None:
+                            more = False
+                        else:
+                            pending.append(item)
+                    except queue.Empty:
+                        pass
+                elif pending:
+                    self._recording_done.wait(0.5)
+                pending = [c for c in pending if not self._try_write(conn, state, c)]
+        finally:
+            conn.close()
+
+    def _try_write(self, conn: sqlite3.Connection, state: StateStore, closed: ClosedEvent) -> bool:
+        """Write the event if its footage is ready (or will never be); True when done with it."""
+        ev = closed.event
+        segs = list(self._covering(conn, ev.clip_start_wall, ev.clip_end_wall))
+        covered = bool(segs) and max(s.end for s in segs) >= ev.clip_end_wall - 0.05
+        if not (covered or self._recording_done.is_set() or self._clock.monotonic() >= closed.deadline):
+            return False
+        try:
+            path = self.write(closed, segs)
+        except (AgentError, OSError) as err:
+            self.failures += 1
+            log.error("event %s: could not be written: %s", ev.event_id, err)
+            return True
+        self.published.append(path)
+        self._report(state, ev)
+        return True
+
+    def write(self, closed: ClosedEvent, segs: Sequence[SegmentLike]) -> Path:
+        """Cut the clip, write the snapshots, publish the record; return the outbox path."""
+        ev = closed.event
+        folder = self._data_dir / EVENTS_DIR / ev.event_id
+        folder.mkdir(parents=True, exist_ok=True)
+        files: list[Path] = []
+        extra = {"close_reason": ev.reason.value if ev.reason else None, **closed.extra}
+        clip: ClipInfo | None = None
+        try:
+            clip = cut_clip([self._resolve(s) for s in segs], ev.clip_start_wall, ev.clip_end_wall,
+                            folder / "clip.mp4")
+            files.append(folder / "clip.mp4")
+        except AgentError as err:  # no footage (recording gap, disk pressure): keep the snapshots
+            log.warning("event %s: no clip: %s", ev.event_id, err)
+            extra["clip_missing"] = str(err)
+        if closed.image is not None:
+            files.extend(write_snapshots(closed.image, ev.peak_boxes, self._masker, folder))
+        if not files:
+            raise AgentError("neither clip nor snapshot could be made")
+        record = self._record(ev, clip, files, segs, extra)
+        return publish_event(self._data_dir, record)
+
+    def _resolve(self, seg: SegmentLike) -> SegmentLike:
+        path = Path(seg.path)
+        if path.is_absolute():
+            return seg
+        return _Seg(self._data_dir / path, seg.start, seg.end)
+
+    def _record(self, ev: Event, clip: ClipInfo | None, files: list[Path], segs: Sequence[SegmentLike],
+                extra: dict) -> EventRecord:
+        entries = []
+        for path in files:
+            role = path.stem
+            entries.append(EventFile(role=role, path=path.relative_to(self._data_dir).as_posix(),
+                                     size=path.stat().st_size, sha256=sha256_file(path),
+                                     content_type=CONTENT_TYPES[role]))
+        synced = bool(segs) and all(bool(getattr(s, "clock_synced", False)) for s in segs)
+        return EventRecord(
+            event_id=ev.event_id, unit_id=self._cfg.unit.id, site=self._cfg.unit.site,
+            start=iso_utc(ev.start_wall), end=iso_utc(ev.end_wall),
+            clip_start=iso_utc(clip.start if clip else ev.clip_start_wall),
+            clip_end=iso_utc(clip.end if clip else ev.clip_end_wall),
+            peak_score=round(ev.peak_score, 6), peak_time=iso_utc(ev.peak_wall), boxes=ev.peak_boxes,
+            clock_synced=synced, software_version=__version__, created_at=iso_utc(self._clock.time()),
+            files=entries, previous_event_id=ev.previous_event_id, extra=extra,
+        )
+
+    def _report(self, state: StateStore, ev: Event) -> None:
+        today = datetime.fromtimestamp(ev.start_wall, UTC).date().isoformat()
+        prev = state.read("motion")
+        count = 0
+        if prev is not None and prev.state.get("day") == today:
+            count = int(prev.state.get("events_today") or 0)
+        state.report("motion", last_event_at=iso_utc(ev.start_wall), events_today=count + 1, day=today)
+
+
+@dataclass(frozen=True)
+class _Seg:
+    path: Path
+    start: float
+    end: float

@@ -1,0 +1,200 @@
+"""The recording pipeline: source -> (recorder, full frames) + (detector -> events) -> event writer.
+
+Wired by agent.runner; threads talk through bounded queues. The capture thread never waits on a
+live camera (a full queue drops the frame and counts it); clip cutting runs on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from agent.config import Config
+from agent.errors import AgentError, InputError
+from agent.events import Event, EventTracker, Update
+from agent.eventwriter import ClosedEvent, EventWriter
+from agent.motion import MotionDetector
+from agent.sources import Frame, FrameSource, FrameTimeout
+
+log = logging.getLogger(__name__)
+
+_END = None  # queue sentinel: no more frames
+
+
+class Recorder(Protocol):
+    def write(self, frame: Frame) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Analysed:
+    frame: Frame
+    update: Update | None  # None when the frame was skipped by the analysis rate cap
+
+
+class Analyser:
+    """Detector + event tracker: the one path from frames to events, shared by `run` and `detect`.
+
+    Keeps a copy of the open event's peak image when `keep_images` (for its snapshot).
+    Not thread-safe: one thread feeds it frames in order.
+    """
+
+    def __init__(self, cfg: Config, unit_id: str, keep_images: bool = True) -> None:
+        self._cfg = cfg
+        self._detector: MotionDetector | None = None
+        self.tracker = EventTracker(cfg.events, unit_id)
+        self._keep = keep_images
+        self._peak_image: np.ndarray | None = None
+
+    def feed(self, frame: Frame) -> list[ClosedEvent]:
+        """Analyse one frame if the rate cap allows; return the events this frame closed."""
+        if self._detector is None:
+            h, w = frame.gray.shape[:2]
+            self._detector = MotionDetector(self._cfg.motion, (w, h))
+        if not self._detector.should_analyse(frame.t):
+            return []
+        result = self._detector.analyse(frame.gray, frame.t)
+        update = self.tracker.update(result, frame.wall, frame.index)
+        closed = [ClosedEvent(ev, self._image_for(ev)) for ev in update.closed]
+        if update.new_peak and self._keep:
+            self._peak_image = frame.image.copy()
+        return closed
+
+    def finish(self) -> list[ClosedEvent]:
+        ev = self.tracker.finish()
+        return [ClosedEvent(ev, self._image_for(ev))] if ev else []
+
+    def _image_for(self, ev: Event) -> np.ndarray | None:
+        image, self._peak_image = self._peak_image, None
+        return image if self._keep else None
+
+
+class Pipeline:
+    """Threads: capture (reads the source), record (writes segments), analyse (motion + events),
+    and the EventWriter. `start()`, `stop()` (finish the open segment and event), `join(timeout)`;
+    a non-looping file source ends the pipeline by itself after everything is flushed."""
+
+    def __init__(self, cfg: Config, source: FrameSource, recorder: Recorder, writer: EventWriter,
+                 recording_done: threading.Event, live: bool, queue_frames: int = 20) -> None:
+        self._cfg = cfg
+        self._source = source
+        self._recorder = recorder
+        self._writer = writer
+        self._recording_done = recording_done
+        self._live = live
+        self._stop = threading.Event()
+        self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
+        self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
+        self.analyser = Analyser(cfg, cfg.unit.id)
+        self.dropped = {"record": 0, "analyse": 0}
+        self.frames = 0
+        self.error: BaseException | None = None
+        self._threads = [
+            threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
+            threading.Thread(target=self._guard(self._record), name="record", daemon=True),
+            threading.Thread(target=self._guard(self._analyse), name="analyse", daemon=True),
+        ]
+
+    def start(self) -> None:
+        self._writer.start()
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Ask for a clean shutdown: the open segment is closed and the open event is published."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every thread; True when all have finished."""
+        for t in self._threads:
+            t.join(timeout)
+        self._writer.join(timeout)
+        return not any(t.is_alive() for t in self._threads) and not self._writer.is_alive()
+
+    def is_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads) or self._writer.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _guard(self, target):
+        def run() -> None:
+            try:
+                target()
+            except BaseException as err:  # recorded for the runner, which exits non-zero
+                log.exception("%s thread failed", threading.current_thread().name)
+                self.error = self.error or err
+                self._stop.set()
+        return run
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def _capture(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    frame = self._source.read(timeout=1.0)
+                except FrameTimeout:
+                    continue
+                if frame is None:
+                    break
+                self.frames += 1
+                self._offer(self._rec_q, frame, "record")
+                self._offer(self._ana_q, frame, "analyse")
+        finally:
+            try:
+                self._source.close()
+            finally:
+                self._rec_q.put(_END)
+                self._ana_q.put(_END)
+
+    def _offer(self, q: queue.Queue, frame: Frame, name: str) -> None:
+        """Live camera: never wait (drop and count). File: wait, so nothing is skipped."""
+        if self._live:
+            try:
+                q.put_nowait(frame)
+            except queue.Full:
+                self.dropped[name] += 1
+                if self.dropped[name] in (1, 10, 100) or self.dropped[name] % 1000 == 0:
+                    log.warning("%s queue full: %d frames dropped", name, self.dropped[name])
+            return
+        while not self._stop.is_set():
+            try:
+                q.put(frame, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _record(self) -> None:
+        try:
+            while (frame := self._rec_q.get()) is not _END:
+                self._recorder.write(frame)
+        finally:
+            try:
+                self._recorder.close()
+            finally:
+                self._recording_done.set()
+
+    def _analyse(self) -> None:
+        try:
+            while (frame := self._ana_q.get()) is not _END:
+                for closed in self.analyser.feed(frame):
+                    self._writer.submit(closed)
+            for closed in self.analyser.finish():
+                self._writer.submit(closed)
+        finally:
+            self._writer.close_input()
+
+
+def require_frames(pipeline: Pipeline) -> None:
+    """Raise for a source that ended without a single frame (an empty or unreadable file)."""
+    if pipeline.frames == 0 and pipeline.error is None:
+        raise InputError("the camera source delivered no frames")
+    if isinstance(pipeline.error, AgentError):
+        raise pipeline.error

@@ -1,0 +1,150 @@
+"""Clip cutting by stream copy on real footage, snapshots with privacy mask, and the event writer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from agent import __version__
+from agent.clips import cut_clip, write_snapshots
+from agent.clock import ManualClock
+from agent.config import parse_config
+from agent.db import connect, db_path
+from agent.errors import InputError
+from agent.events import EventTracker
+from agent.eventwriter import ClosedEvent, EventWriter
+from agent.fsutil import sha256_file
+from agent.masks import PrivacyMasker
+from agent.outbox import read_event
+from agent.state import StateStore
+from tests.agent.footage import T0, VTEST, encode_segments, footage
+
+
+@pytest.fixture(scope="module")
+def segments(tmp_path_factory) -> list:
+    return encode_segments(footage(VTEST), tmp_path_factory.mktemp("segs"), seg_s=10.0, gop=20,
+                           max_frames=400)
+
+
+def _packets(path: Path) -> list[tuple[bytes, bool]]:
+    with av.open(str(path)) as c:
+        return [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+
+
+@pytest.mark.parametrize("start,end", [(13.3, 35.05), (3.0, 5.0), (0.0, 39.9), (20.0, 21.0)])
+def test_clip_is_a_stream_copy_of_the_range(segments, tmp_path, start, end) -> None:
+    clip = tmp_path / "clip.mp4"
+    info = cut_clip(segments, T0 + start, T0 + end, clip)
+    assert info.start <= T0 + start < info.start + 2.0  # the keyframe at or before the start (gop 2 s)
+    assert info.end >= T0 + end - 0.1 and info.end <= T0 + end + 0.2
+    data = clip.read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat")  # faststart: index before the media
+    with av.open(str(clip)) as c:
+        frames = list(c.decode(video=0))
+        assert c.streams.video[0].codec_context.name == "h264"
+    assert frames[0].key_frame
+    assert len(frames) == info.packets == round((info.end - info.start) * 10)
+    assert frames[-1].time == pytest.approx(info.end - info.start - 0.1, abs=0.02)
+    # No re-encode: the clip's packets are byte-for-byte the segments' packets of that range.
+    source = [p for s in segments for p in _packets(s.path)]
+    first = round((info.start - T0) * 10)
+    assert _packets(clip) == source[first:first + info.packets]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_clip_without_footage_is_an_input_error(segments, tmp_path) -> None:
+    with pytest.raises(InputError):
+        cut_clip([], T0, T0 + 5, tmp_path / "clip.mp4")
+    with pytest.raises(InputError):
+        cut_clip(segments, T0 + 500, T0 + 510, tmp_path / "clip.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_snapshots_are_masked_and_boxes_only_on_the_copy(tmp_path) -> None:
+    image = np.full((360, 480, 3), 180, np.uint8)
+    masker = PrivacyMasker([[(0.0, 0.0), (0.25, 0.0), (0.25, 1.0), (0.0, 1.0)]])
+    plain, boxed = write_snapshots(image, [[0.5, 0.5, 0.2, 0.2]], masker, tmp_path)
+    a, b = cv2.imread(str(plain)), cv2.imread(str(boxed))
+    assert a[:, :100].mean() < 8 and b[:, :100].mean() < 8  # privacy mask burnt into both
+    assert abs(a[:, 130:].mean() - 180) < 3
+    red = (b[:, :, 2] > 200) & (b[:, :, 1] < 80)
+    assert red[175:185, 239:241].any() and not ((a[:, :, 2] > 200) & (a[:, :, 1] < 80)).any()
+    assert (image == 180).all()  # the caller's frame is untouched
+
+
+def _config(tmp_path: Path, masks: bool = True):
+    privacy = {"masks": [{"polygon": [[0, 0], [0.2, 0], [0.2, 1], [0, 1]]}]} if masks else {}
+    return parse_config({"unit": {"id": "test-unit", "site": "Test St", "data_dir": str(tmp_path)},
+                         "privacy": privacy}, env={})
+
+
+def _event(start: float, end: float):
+    tracker = EventTracker(_config(Path("/tmp")).events, "test-unit")
+
+    class Res:
+        def __init__(self, t: float, moving: bool) -> None:
+            self.t, self.score, self.motion, self.calibrating = t, 0.3 if moving else 0, moving, False
+            self.boxes = [[0.4, 0.4, 0.2, 0.3]] if moving else []
+
+    closed = []
+    t = 0.0
+    while t < end + 20:
+        closed += tracker.update(Res(t, start <= t <= end), T0 + t, round(t * 10)).closed
+        t = round(t + 0.2, 6)
+    return closed[0]
+
+
+def test_event_writer_publishes_complete_record(segments, tmp_path) -> None:
+    cfg = _config(tmp_path)
+    clock = ManualClock(wall=T0 + 100)
+    done = threading.Event()
+    writer = EventWriter(cfg, tmp_path, clock, done, covering=lambda conn, a, b: [
+        s for s in segments if s.end > a and s.start < b])
+    ev = _event(12.0, 16.0)
+    image = np.full((360, 480, 3), 200, np.uint8)
+    writer.start()
+    writer.submit(ClosedEvent(ev, image))
+    writer.close_input()
+    writer.join(20)
+    assert not writer.is_alive() and len(writer.published) == 1 and writer.failures == 0
+    rec = read_event(writer.published[0])
+    assert rec.event_id == "test-unit-20260101T000012.000Z" and rec.unit_id == "test-unit"
+    assert (rec.start, rec.end) == ("2026-01-01T00:00:12.000Z", "2026-01-01T00:00:16.000Z")
+    assert (rec.clip_start, rec.clip_end) == ("2026-01-01T00:00:06.000Z", "2026-01-01T00:00:26.000Z")
+    assert rec.peak_score == 0.3 and rec.boxes == [[0.4, 0.4, 0.2, 0.3]]
+    assert rec.clock_synced is True and rec.software_version == __version__
+    assert rec.site == "Test St" and rec.created_at == "2026-01-01T00:01:40.000Z"
+    assert sorted(f.role for f in rec.files) == ["clip", "snapshot", "snapshot_boxes"]
+    for f in rec.files:
+        path = tmp_path / f.path
+        assert f.size == path.stat().st_size and f.sha256 == sha256_file(path)
+    snap = cv2.imread(str(tmp_path / rec.file("snapshot").path))
+    assert snap[:, :40].mean() < 10 < snap[:, 200:].mean()  # privacy mask applied
+    state = StateStore(connect(db_path(tmp_path)), clock).read("motion")
+    assert state is not None and state.state["last_event_at"] == rec.start
+    assert state.state["events_today"] == 1
+
+
+def test_event_writer_waits_for_segments_then_cuts(segments, tmp_path) -> None:
+    """While the covering segments are not yet closed the writer holds the event."""
+    cfg = _config(tmp_path, masks=False)
+    available: list = []
+    done = threading.Event()
+    writer = EventWriter(cfg, tmp_path, ManualClock(), done,
+                         covering=lambda conn, a, b: [s for s in available if s.end > a and s.start < b])
+    writer.start()
+    writer.submit(ClosedEvent(_event(12.0, 14.0), None))
+    available.extend(segments[:2])  # ends at 20 s: the clip needs up to 24 s
+    writer.close_input()
+    writer.join(1.5)
+    assert writer.is_alive() and not writer.published
+    available.extend(segments[2:])
+    writer.join(10)
+    assert not writer.is_alive() and len(writer.published) == 1
+    rec = read_event(writer.published[0])
+    assert [f.role for f in rec.files] == ["clip"]
