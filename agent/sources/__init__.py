@@ -1,0 +1,8 @@
+"""Camera backends behind one FrameSource interface (picamera2, OpenCV, video file).
+
+`open_source(cfg.camera, clock)` opens the configured one; `SupervisedSource` reopens it on stalls.
+"""
+
+from agent.sources.base import Frame, FrameSource, FrameTimeout, make_source, open_source
+
+__all__ = ["Frame", "FrameSource", "FrameTimeout", "make_source", "open_source"]

@@ -1,0 +1,206 @@
+"""Continuous local recording: full frames -> privacy masks -> H.264 MP4 segments -> segment index.
+
+Each segment starts on a keyframe and is written under a temporary name, fsynced and atomically
+renamed, so a power cut loses at most the segment in progress. Segment times come from monotonic
+frame times plus one wall-clock offset per run; a clock step splits the segment and shifts the
+run's earlier segments, so times never overlap or run backwards (see docs/recording.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from agent.clock import Clock, is_synced, to_utc
+from agent.config import Config
+from agent.fsutil import publish, remove_stale_tmp, sha256_file, tmp_path_for
+from agent.masks import PrivacyMasker
+from agent.segment_index import Segment, SegmentIndex
+from agent.sources.base import Frame
+from agent.state import StateStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Segment", "SegmentIndex", "SegmentRecorder", "recordings_dir", "segment_path"]
+
+JUMP_TOLERANCE_S = 1.0
+TIME_BASE = Fraction(1, 1000)  # pts in milliseconds
+
+
+def recordings_dir(data_dir: Path) -> Path:
+    return data_dir / "recordings"
+
+
+def segment_path(root: Path, unit: str, start: float) -> Path:
+    """<root>/<YYYY-MM-DD>/<unit>_<YYYYMMDDTHHMMSS.mmmZ>.mp4, all UTC."""
+    dt = to_utc(start)
+    stamp = dt.strftime("%Y%m%dT%H%M%S") + f".{dt.microsecond // 1000:03d}Z"
+    return root / dt.strftime("%Y-%m-%d") / f"{unit}_{stamp}.mp4"
+
+
+@dataclass
+class _Open:
+    """The segment being written."""
+
+    final: Path
+    tmp: Path
+    container: av.container.OutputContainer
+    stream: av.VideoStream
+    t0: float  # monotonic time of the first frame
+    offset: float  # wall = mono + offset for this segment
+    size: tuple[int, int]
+    synced: bool
+    frames: int = 0
+    last_t: float = 0.0
+    last_pts: int = -1
+    gaps: list[float] = field(default_factory=list)
+
+
+class SegmentRecorder:
+    """Software (PyAV libx264) recorder. Called from one thread: write(frame) per frame, close() at
+    the end (finishes and publishes the open segment). `on_segment` is called after each publish."""
+
+    def __init__(self, cfg: Config, clock: Clock, index: SegmentIndex, masker: PrivacyMasker | None = None,
+                 state: StateStore | None = None,
+                 on_segment: Callable[[Segment], None] | None = None) -> None:
+        self._cfg = cfg
+        self._clock = clock
+        self._index = index
+        self._masker = masker
+        self._state = state
+        self._on_segment = on_segment
+        self._root = recordings_dir(cfg.unit.data_dir)
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._run_id = uuid.uuid4().hex
+        self._open: _Open | None = None
+        self._raw_offset: float | None = None  # frame.wall - frame.t of the last frame
+        self._adjust = 0.0  # added to the raw offset so this run never starts before earlier footage
+        self._clamped = False
+        self.last_segment: Segment | None = None
+        removed = remove_stale_tmp(self._root)
+        if removed:
+            log.info("removed %d unfinished segment(s) left by a crash", removed)
+        index.reconcile(self._root)
+        latest = index.latest()
+        self._not_before = latest.end if latest else None
+        if latest and hasattr(clock, "not_before"):
+            clock.not_before(latest.end)
+
+    # --- per frame ---
+
+    def write(self, frame: Frame) -> None:
+        raw = frame.wall - frame.t
+        jumped = self._raw_offset is not None and abs(raw - self._raw_offset) > JUMP_TOLERANCE_S
+        self._raw_offset = raw
+        seg = self._open
+        if jumped:
+            self._clock_step(frame, raw)
+        elif seg is not None and (
+            frame.t - seg.t0 >= self._cfg.recording.segment_seconds
+            or (frame.image.shape[1], frame.image.shape[0]) != seg.size
+            or frame.t <= seg.last_t
+        ):
+            self._finish(end_t=frame.t if frame.t > seg.last_t else None)
+        if self._open is None:
+            self._start(frame)
+        self._encode(frame)
+
+    def _clock_step(self, frame: Frame, raw: float) -> None:
+        """The wall clock was stepped: end the segment, shift this run's footage to the new clock."""
+        old = self._open.offset if self._open else raw + self._adjust
+        self._finish(end_t=frame.t if self._open and frame.t > self._open.last_t else None)
+        self._adjust, self._clamped = 0.0, False
+        delta = raw - old
+        moved = self._index.retime(self._run_id, delta)
+        log.warning("wall clock stepped by %+.1f s: %d segment(s) of this run re-timed", delta, moved)
+
+    def _start(self, frame: Frame) -> None:
+        offset = frame.wall - frame.t + self._adjust
+        if self._not_before is not None and frame.t + offset < self._not_before:
+            # The clock reads earlier than footage already recorded (stale clock after a reboot).
+            self._adjust += self._not_before - (frame.t + offset)
+            offset = frame.wall - frame.t + self._adjust
+            self._clamped = True
+            log.warning("clock reads before the last recorded footage; times held back until it is set")
+        self._not_before = None
+        start = frame.t + offset
+        final = segment_path(self._root, self._cfg.unit.id, start)
+        while final.exists():
+            start += 0.001
+            final = segment_path(self._root, self._cfg.unit.id, start)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_path_for(final)
+        container = av.open(str(tmp), "w", format="mp4")
+        h, w = frame.image.shape[:2]
+        rec = self._cfg.recording
+        fps = max(1, round(self._cfg.camera.fps))
+        stream = container.add_stream("libx264", rate=fps, options={
+            "preset": "veryfast", "tune": "zerolatency", "bf": "0",
+            "g": str(max(1, round(self._cfg.camera.fps * rec.keyframe_interval_s))),
+            "sc_threshold": "0", "maxrate": f"{rec.bitrate_kbps}k", "bufsize": f"{2 * rec.bitrate_kbps}k",
+        })
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = rec.bitrate_kbps * 1000
+        stream.time_base = TIME_BASE
+        stream.codec_context.time_base = TIME_BASE
+        synced = is_synced(self._clock) and not self._clamped
+        self._open = _Open(final, tmp, container, stream, frame.t, offset, (w, h), synced)
+
+    def _encode(self, frame: Frame) -> None:
+        seg = self._open
+        assert seg is not None
+        image = frame.image
+        if self._masker is not None and self._masker.active:
+            image = self._masker.apply(image.copy())
+        if image.shape[0] % 2 or image.shape[1] % 2:
+            image = image[: seg.stream.height, : seg.stream.width]
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        pts = max(round((frame.t - seg.t0) * 1000), seg.last_pts + 1)
+        vf.pts, vf.time_base = pts, TIME_BASE
+        if seg.frames:
+            seg.gaps.append(frame.t - seg.last_t)
+        seg.container.mux(seg.stream.encode(vf))
+        seg.frames += 1
+        seg.last_t, seg.last_pts = frame.t, pts
+
+    # --- segment end ---
+
+    def _finish(self, end_t: float | None = None) -> Segment | None:
+        """Flush, publish and index the open segment; end_t = monotonic start of the next one."""
+        seg, self._open = self._open, None
+        if seg is None:
+            return None
+        seg.container.mux(seg.stream.encode(None))
+        seg.container.close()
+        if end_t is None:
+            step = float(np.median(seg.gaps)) if seg.gaps else 1.0 / self._cfg.camera.fps
+            end_t = seg.last_t + step
+        synced = seg.synced and is_synced(self._clock) and not self._clamped
+        publish(seg.tmp, seg.final)
+        size, digest = seg.final.stat().st_size, sha256_file(seg.final)
+        segment = self._index.add(seg.final, seg.t0 + seg.offset, end_t + seg.offset, seg.frames, size,
+                                  digest, synced, seg.t0, self._run_id)
+        self.last_segment = segment
+        if self._state is not None:
+            self._state.report("recording", state="recording", last_segment_at=segment.end,
+                               segment_seconds=self._cfg.recording.segment_seconds)
+        if self._on_segment is not None:
+            self._on_segment(segment)
+        return segment
+
+    def close(self) -> Segment | None:
+        """Finish and publish the open segment (clean shutdown); the recorder can write again after."""
+        segment = self._finish()
+        if self._state is not None:
+            self._state.report("recording", state="stopped",
+                               last_segment_at=self.last_segment.end if self.last_segment else None,
+                               segment_seconds=self._cfg.recording.segment_seconds)
+        return segment
