@@ -1,0 +1,36 @@
+"""The unit API (docs/protocol.md): /api/v1, bearer tokens per unit, JSON in and out.
+
+`init_app(app)` registers the blueprint and JSON error answers for every /api/ path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from control_room.api.units import bp
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+
+
+def _http_error(exc: HTTPException) -> HTTPException | tuple[Response, int]:
+    if not request.path.startswith("/api/"):
+        return exc
+    message = {413: "body too large", 404: "not found", 405: "method not allowed"}.get(
+        exc.code or 500, (exc.description or exc.name).rstrip("."))
+    return jsonify(error=message), exc.code or 500
+
+
+def _database_unavailable(exc: OperationalError) -> tuple[Response, int, dict[str, str]]:
+    """A locked or unreachable database is passing: tell the unit to retry, never crash."""
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    return jsonify(error="database unavailable, retry later"), 503, {"Retry-After": "5"}

@@ -1,0 +1,140 @@
+"""Unit endpoints: heartbeat intake and event notifications, each authenticated by the unit's
+bearer token (stored hashed); answers per docs/protocol.md, nothing stored for a refused request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, request
+from pydantic import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from control_room import __version__, ingest, names
+from control_room.api.schemas import EventNote, Heartbeat, first_error
+from control_room.config import Settings
+from control_room.db import get_session
+from control_room.models import Unit
+from control_room.provision import hash_token
+
+log = logging.getLogger(__name__)
+bp = Blueprint("unit_api", __name__, url_prefix="/api/v1")
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def _now() -> Any:
+    return current_app.extensions["cctv_clock"].now()
+
+
+def _iso(ts: Any) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _refuse(status: int, message: str, **headers: str) -> NoReturn:
+    response = make_response(jsonify(error=message), status)
+    response.headers.update(headers)
+    unit_id = request.view_args.get("unit_id") if request.view_args else None
+    log.info("refused %s %s (unit %.64r): %s %s", request.method, request.path, unit_id, status, message)
+    abort(response)
+
+
+@bp.before_request
+def _limit_body() -> None:
+    limit = _settings().max_body_bytes
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        _refuse(413, f"body too large (limit {limit} bytes)")
+
+
+def _authenticate(unit_id: str) -> Unit:
+    """The unit owning the bearer token; 401 wrong/unknown/revoked, 403 a token of another unit."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or len(token) > 256:
+        _refuse(401, "missing or malformed bearer token", **{"WWW-Authenticate": "Bearer"})
+    unit = get_session().scalar(select(Unit).where(Unit.token_hash == hash_token(token.strip())))
+    if unit is None:
+        _refuse(401, "unknown or wrong token", **{"WWW-Authenticate": "Bearer"})
+    if unit.revoked_at is not None:
+        _refuse(401, "revoked", **{"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if unit.unit_id != unit_id:
+        _refuse(403, "token belongs to another unit")
+    g.unit = unit
+    return unit
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        _refuse(415, "Content-Type must be application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        _refuse(400, "body is not valid JSON")
+    if not isinstance(body, dict):
+        _refuse(400, "body must be a JSON object")
+    return body
+
+
+def _check_unit_field(body_unit: str | None, unit_id: str) -> None:
+    if body_unit is not None and body_unit != unit_id:
+        _refuse(400, "unit_id in the body does not match the path")
+
+
+@bp.post("/units/<unit_id>/heartbeat")
+def heartbeat(unit_id: str) -> Response:
+    unit = _authenticate(unit_id)
+    try:
+        hb = Heartbeat.model_validate(_json_body())
+    except ValidationError as exc:
+        _refuse(400, first_error(exc))
+    _check_unit_field(hb.unit_id, unit_id)
+    now = _now()
+    session = get_session()
+    result = ingest.store_heartbeat(session, unit, hb, now, _settings().sample_interval_s)
+    session.commit()
+    return jsonify(ok=True, server_time=_iso(now), instructions=result.instructions)
+
+
+@bp.post("/units/<unit_id>/events")
+def event(unit_id: str) -> Response:
+    unit = _authenticate(unit_id)
+    try:
+        note = EventNote.model_validate(_json_body())
+    except ValidationError as exc:
+        _refuse(400, first_error(exc))
+    _check_unit_field(note.unit_id, unit_id)
+    if note.site:
+        try:
+            names.check_display_name(note.site, "site")
+        except names.BadName as exc:
+            _refuse(400, str(exc))
+    for kind, obj in note.objects:
+        if obj is not None and not names.is_safe_key(obj.key, unit_id):
+            _refuse(400, f"objects.{kind}.key must be a safe key under units/{unit_id}/")
+    if note.state == "clip_uploaded" and note.objects.clip is None:
+        _refuse(400, "objects.clip is required when state is clip_uploaded")
+    session = get_session()
+    for attempt in (1, 2):
+        try:
+            _, created = ingest.store_event(session, unit, note, _now())
+            session.commit()
+            return jsonify(ok=True, created=created)
+        except ingest.EventConflict as exc:
+            session.rollback()
+            _refuse(409, str(exc))
+        except IntegrityError:  # the same event_id arrived twice at once: update the other's row
+            session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@bp.get("/health")
+def health() -> Response:
+    """For a load balancer: the process answers and reaches its database."""
+    get_session().execute(text("SELECT 1"))
+    return jsonify(ok=True, version=__version__)

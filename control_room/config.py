@@ -1,0 +1,94 @@
+"""Typed settings for the control room: read once from the environment, passed to create_app.
+
+Secrets (SECRET_KEY, S3 read credentials) come from the environment or a 0600 file and are held
+as SecretStr so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "CONTROL_ROOM_"
+
+
+class SettingsError(Exception):
+    """The control room settings are invalid: fix the environment or file, do not retry."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_dir: Path = Field(Path("instance"), description="SQLite file and generated secret key")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite file in instance_dir")
+    secret_key: SecretStr | None = Field(None, description="session signing key; else secret_key_file")
+    secret_key_file: Path | None = Field(None, description="0600 file holding the key; default instance/")
+    heartbeat_interval_s: float = Field(60.0, ge=5, le=3600, description="units' status interval")
+    offline_after_intervals: int = Field(3, ge=1, le=100, description="missed heartbeats = offline")
+    sample_interval_s: float = Field(300.0, ge=0, le=86400, description="min gap of chart samples")
+    max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024, description="unit API body limit")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint for playback; None = AWS")
+    s3_region: str = "eu-west-2"
+    s3_bucket: str = Field("cctv-footage", description="footage bucket")
+    s3_access_key_id: SecretStr | None = Field(None, description="read-only playback credentials")
+    s3_secret_access_key: SecretStr | None = None
+    presign_ttl_s: int = Field(300, ge=10, le=3600, description="lifetime of playback URLs")
+    db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL pool per process")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.instance_dir / 'control_room.db').resolve()}"
+
+    def offline_after_s(self) -> float:
+        return self.heartbeat_interval_s * self.offline_after_intervals
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from CONTROL_ROOM_* variables (e.g. CONTROL_ROOM_DATABASE_URL), then overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if env.get(key) not in (None, ""):
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise SettingsError(f"setting {ENV_PREFIX}{where.upper()}: {err['msg']}") from None
+
+
+def secret_key(settings: Settings, create: bool = True) -> str:
+    """The session key: from settings, else a 0600 file (created with a random key if allowed)."""
+    if settings.secret_key is not None:
+        value = settings.secret_key.get_secret_value()
+        if len(value) < 16:
+            raise SettingsError("setting CONTROL_ROOM_SECRET_KEY: must be at least 16 characters")
+        return value
+    path = settings.secret_key_file or settings.instance_dir / "secret_key"
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise SettingsError(f"secret key file {path} is readable by others (mode {mode:o}); chmod 600")
+        value = path.read_text(encoding="utf-8").strip()
+        if len(value) < 16:
+            raise SettingsError(f"secret key file {path}: key must be at least 16 characters")
+        return value
+    if not create:
+        raise SettingsError(f"no secret key: set CONTROL_ROOM_SECRET_KEY or create {path} (mode 600)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return value

@@ -1,0 +1,75 @@
+"""Instructions for units (docs/protocol.md): queued by people or tools, carried in heartbeat
+responses until the unit acknowledges them in a later heartbeat.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from control_room.models import Instruction, InstructionType, Unit, User, utcnow
+
+MAX_PER_RESPONSE = 20
+
+
+class InstructionError(ValueError):
+    """An instruction that would not make sense to the unit (bad range, unknown type)."""
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def queue(session: Session, unit: Unit, kind: InstructionType, params: dict[str, Any] | None = None,
+          user: User | None = None) -> Instruction:
+    row = Instruction(instruction_id=uuid.uuid4().hex, unit_pk=unit.id, type=kind, params=params or {},
+                      created_by_id=user.id if user else None)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def request_upload_range(session: Session, unit: Unit, start: datetime, end: datetime,
+                         user: User | None = None) -> Instruction:
+    """Ask a unit for the continuous footage of [start, end] (UTC), ahead of other uploads."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InstructionError("upload range times must be timezone-aware")
+    if end <= start:
+        raise InstructionError("upload range end must be after its start")
+    if (end - start).total_seconds() > 6 * 3600:
+        raise InstructionError("upload range is longer than 6 hours")
+    params = {"start": _iso(start), "end": _iso(end), "priority": "high"}
+    return queue(session, unit, InstructionType.UPLOAD_RANGE, params, user)
+
+
+def acknowledge(session: Session, unit: Unit, ids: list[str], now: datetime | None = None) -> int:
+    """Mark the unit's own instructions done; ids of other units or unknown ids are ignored."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Instruction)
+        .where(Instruction.unit_pk == unit.id, Instruction.instruction_id.in_(ids),
+               Instruction.acked_at.is_(None))
+        .values(acked_at=now or utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def deliver(session: Session, unit: Unit, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The pending instructions for the unit, oldest first, as the wire form; counts delivery."""
+    rows = session.scalars(
+        select(Instruction)
+        .where(Instruction.unit_pk == unit.id, Instruction.acked_at.is_(None))
+        .order_by(Instruction.id)
+        .limit(MAX_PER_RESPONSE)
+    ).all()
+    now = now or utcnow()
+    for row in rows:
+        row.delivery_count += 1
+        if row.first_delivered_at is None:
+            row.first_delivered_at = now
+    return [row.to_wire() for row in rows]

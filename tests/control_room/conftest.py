@@ -1,0 +1,201 @@
+"""Fixtures for the control room tests: a migrated app on SQLite or a throwaway PostgreSQL, the
+app served over real HTTP by waitress in a thread, and a factory for councils, units and users.
+
+Shared by the API tests (cr-core) and the web/browser tests (cr-web).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import waitress.server
+from flask import Flask
+from sqlalchemy import Engine, text
+
+from agent.clock import ManualClock
+from control_room import create_app, provision
+from control_room.config import Settings
+from control_room.db import get_engine, make_engine, session_scope
+from control_room.models import User
+
+SECRET = "test-secret-key-0123456789abcdef"
+DATABASES = ["sqlite", "postgresql"]
+
+
+# ---------------------------------------------------------------- PostgreSQL, one server per session
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        engine = make_engine(self.url())
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url(name)
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL (initdb + pg_ctl, fsync off) in a private temp folder."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql (make system-deps as root)")
+    as_postgres: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="cr-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root: run it as the postgres user in a folder it owns
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
+        shutil.chown(folder, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", _free_port()
+    run = {"check": True, "capture_output": True, "timeout": 60}
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                    "--no-sync"], **run)
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
+                    "-o", opts, "start"], **run)
+    try:
+        yield PostgresServer("127.0.0.1", port)
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the app on either database
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'control_room.db'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'control_room.db'}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(wall=1_795_000_000.0)  # 2026-11-18
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(instance_dir=tmp_path, database_url=database_url, secret_key=SECRET,
+                    heartbeat_interval_s=60, sample_interval_s=0)
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> Iterator[Flask]:
+    app = create_app(settings, migrate=True, clock=clock)
+    app.config["TESTING"] = True
+    yield app
+    get_engine(app).dispose()
+
+
+@pytest.fixture
+def engine(app: Flask) -> Engine:
+    return get_engine(app)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+
+def serve_in_thread(app: Flask) -> tuple[waitress.server.BaseWSGIServer, threading.Thread]:
+    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop_server(server: waitress.server.BaseWSGIServer, thread: threading.Thread) -> None:
+    server.task_dispatcher.shutdown()
+    for channel in list(server._map.values()):  # waitress has no public stop
+        channel.close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app behind waitress on 127.0.0.1:<free port>, spoken to over real HTTP."""
+    server, thread = serve_in_thread(app)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.effective_port}", app)
+    finally:
+        stop_server(server, thread)
+
+
+# ---------------------------------------------------------------- councils, units, users
+@dataclass
+class MadeUnit:
+    unit_id: str
+    token: str
+    council: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Factory:
+    """Creates councils, units (with their one-time token) and users through control_room.provision."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def council(self, slug: str = "herts", name: str = "Hertfordshire") -> str:
+        with session_scope(self.engine) as s:
+            if s.scalar(text("SELECT 1 FROM councils WHERE slug = :s"), {"s": slug}) is None:
+                provision.create_council(s, slug, name)
+        return slug
+
+    def unit(self, unit_id: str = "herts-mcu-001", council: str = "herts") -> MadeUnit:
+        self.council(council, council.title())
+        with session_scope(self.engine) as s:
+            _, token = provision.create_unit(s, unit_id, council)
+        return MadeUnit(unit_id, token, council)
+
+    def user(self, username: str = "alice", role: str = "operator", council: str | None = "herts",
+             password: str = "correct horse battery") -> User:  # noqa: S107
+        if council is not None:
+            self.council(council, council.title())
+        with session_scope(self.engine) as s:
+            return provision.create_user(s, username, role, password, council)
+
+
+@pytest.fixture
+def factory(engine: Engine) -> Factory:
+    return Factory(engine)
