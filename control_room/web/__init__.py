@@ -1,0 +1,45 @@
+"""The control room's web pages: fleet, unit, events (with footage playback), locations.
+
+`init_app(app)` is called by `control_room.create_app`; it sets up login and CSRF (control_room.auth),
+registers one blueprint per area and the Jinja filters; templates live in control_room/templates/<area>/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+
+from control_room import auth
+from control_room.web import common, events, fleet, locations, units
+
+# Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    auth.init_app(app, secure_cookies=bool(getattr(settings, "secure_cookies", False)))
+    for blueprint in (fleet.bp, units.bp, events.bp, locations.bp):
+        common.add_error_pages(blueprint)
+        app.register_blueprint(blueprint)
+    common.add_error_pages(auth.bp)
+    app.jinja_env.filters.update(common.FILTERS)
+    app.after_request(_security_headers)
+
+
+def _security_headers(response: Response) -> Response:
+    if request.path.startswith("/api/"):
+        return response
+    headers: dict[str, Any] = {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+    }
+    for name, value in headers.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint and not request.endpoint.startswith("static"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,156 @@
+"""Events: the list (filtered by council, unit, site and time, new rows arriving without a reload) and
+the event page with its snapshot, playable clip and SHA-256 verification state.
+
+Every look at footage (event page, snapshot, clip bytes, download, verification) is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from control_room import audit, scope
+from control_room.auth import require
+from control_room.models import Event, Site, Unit
+from control_room.web import common, footage
+
+bp = Blueprint("events", __name__)
+
+PAGE_SIZE = 100
+
+
+@dataclass
+class Filters:
+    council: int | None = None
+    unit: str = ""
+    site: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def args(self) -> dict[str, str]:
+        """The filters as query arguments (for the feed URL and paging links)."""
+        out = {"council": self.council, "unit": self.unit or None, "site": self.site,
+               "since": request.args.get("since") or None, "until": request.args.get("until") or None}
+        return {k: str(v) for k, v in out.items() if v is not None}
+
+
+def _local_datetime(text: str | None) -> datetime | None:
+    """A datetime-local form value, read as UK local time; bad input is ignored with a message."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        flash(f"Ignored a time that is not a date and time: {text[:40]}", "error")
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=common.LONDON)
+
+
+def read_filters() -> Filters:
+    return Filters(council=request.args.get("council", type=int), unit=request.args.get("unit", "")[:64],
+                   site=request.args.get("site", type=int), since=_local_datetime(request.args.get("since")),
+                   until=_local_datetime(request.args.get("until")))
+
+
+def filtered(f: Filters) -> Select[Any]:
+    stmt = scope.visible(common.db(), Event, g.user).options(selectinload(Event.unit), selectinload(Event.council))
+    if f.council is not None:
+        stmt = stmt.where(Event.council_id == f.council)
+    if f.unit:
+        stmt = stmt.join(Unit, Event.unit_pk == Unit.id).where(Unit.unit_id == f.unit)
+    if f.site is not None:
+        stmt = stmt.where(Event.site_id == f.site)
+    if f.since is not None:
+        stmt = stmt.where(Event.start >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Event.start <= f.until)
+    return stmt
+
+
+@bp.route("/events")
+@require("footage")
+def index() -> str:
+    f = read_filters()
+    before = request.args.get("before", type=int)
+    stmt = filtered(f)
+    if before is not None:
+        stmt = stmt.where(Event.id < before)
+    rows = list(common.db().scalars(stmt.order_by(Event.id.desc()).limit(PAGE_SIZE)))
+    latest = common.db().scalar(filtered(f).with_only_columns(Event.id).order_by(Event.id.desc()).limit(1)) or 0
+    db = common.db()
+    units = db.scalars(scope.visible(db, Unit, g.user).order_by(Unit.unit_id)).all()
+    sites = db.scalars(scope.visible(db, Site, g.user).order_by(Site.name)).all()
+    return render_template("events/index.html", rows=rows, filters=f, latest_id=latest, units=units, sites=sites,
+                           councils=scope.councils(db, g.user), poll_ms=common.poll_ms(),
+                           older=rows[-1].id if len(rows) == PAGE_SIZE else None)
+
+
+@bp.route("/events/feed")
+@require("footage")
+def feed() -> Any:
+    """Events newer than `after` that match the filters, as rendered rows for the list to prepend."""
+    after = request.args.get("after", 0, type=int)
+    stmt = filtered(read_filters()).where(Event.id > after).order_by(Event.id.desc()).limit(PAGE_SIZE)
+    rows = list(common.db().scalars(stmt))
+    html = render_template("events/_rows.html", rows=rows, new=True) if rows else ""
+    return jsonify(latest_id=rows[0].id if rows else after, count=len(rows), html=html)
+
+
+def _event(event_id: int) -> Event:
+    return scope.get_or_404(common.db(), Event, g.user, id=event_id)
+
+
+@bp.route("/events/<int:event_id>")
+@require("footage")
+def page(event_id: int) -> str:
+    event = _event(event_id)
+    objects = footage.stored_objects(event.objects)
+    checks = {name: footage.verify(event.bucket, obj) for name, obj in objects.items()}
+    db = common.db()
+    audit.record(db, g.user, "event_view", "event", event.event_id, {"event_pk": event.id})
+    db.commit()
+    return render_template("events/page.html", event=event, objects=objects, checks=checks)
+
+
+def _object_or_404(event: Event, name: str) -> footage.StoredObject:
+    obj = footage.stored_objects(event.objects).get(name)
+    if obj is None:
+        abort(404, description=f"this event has no {name} in the bucket yet")
+    return obj
+
+
+@bp.route("/events/<int:event_id>/<any(snapshot, clip):name>")
+@require("footage")
+def media(event_id: int, name: str) -> Any:
+    """Snapshot or clip bytes, streamed from S3 with HTTP Range support (video seeking needs it)."""
+    event = _event(event_id)
+    obj = _object_or_404(event, name)
+    download = request.args.get("download") == "1"
+    action = f"{name}_{'download' if download else 'view'}"
+    db = common.db()
+    audit.record(db, g.user, action, "event", event.event_id,
+                 {"event_pk": event.id, "key": obj.key, "range": request.headers.get("Range")})
+    db.commit()
+    return footage.stream(event.bucket, obj, request.headers.get("Range"), download=download)
+
+
+@bp.route("/events/<int:event_id>/verify", methods=["POST"])
+@require("footage")
+def verify(event_id: int) -> Any:
+    """Hash every object of the event by reading it back from the bucket."""
+    event = _event(event_id)
+    db = common.db()
+    results = []
+    for name, obj in footage.stored_objects(event.objects).items():
+        check = footage.verify_by_reading(event.bucket, obj)
+        results.append(f"{name}: {check.text}")
+        audit.record(db, g.user, "footage_verify", "event", event.event_id,
+                     {"event_pk": event.id, "key": obj.key, "result": check.state})
+    db.commit()
+    flash("; ".join(results) or "nothing to verify", "info")
+    return redirect(url_for("events.page", event_id=event.id))
