@@ -14,8 +14,15 @@ from sqlalchemy.orm import Session
 from control_room.models import AuditLog, User
 
 
-def record(db: Session, user: User | None, action: str, item_type: str, item_id: str,
-           detail: dict[str, Any] | None = None, at: datetime | None = None) -> AuditLog:
+def record(
+    db: Session,
+    user: User | None,
+    action: str,
+    item_type: str,
+    item_id: str,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditLog:
     """Add one audit row to the session (the caller commits with its own work)."""
     row = AuditLog(
         at=at or datetime.now(UTC),

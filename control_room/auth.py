@@ -14,7 +14,18 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import func, select
 
 from control_room import audit
@@ -127,16 +138,23 @@ def require(permission: str) -> Callable[[F], F]:
 
 
 def _recent_failures(username: str, now: datetime) -> int:
-    stmt = select(func.count()).select_from(AuditLog).where(
-        AuditLog.action == "login_failed", AuditLog.item_type == "user", AuditLog.item_id == username,
-        AuditLog.at >= now - LOCKOUT_WINDOW,
+    stmt = (
+        select(func.count())
+        .select_from(AuditLog)
+        .where(
+            AuditLog.action == "login_failed",
+            AuditLog.item_type == "user",
+            AuditLog.item_id == username,
+            AuditLog.at >= now - LOCKOUT_WINDOW,
+        )
     )
     return int(get_session().scalar(stmt) or 0)
 
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: an open redirect after login would help phishing."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 32 for c in target) or urlsplit(target).netloc):
         return url_for("fleet.index")
     return target
 
@@ -152,8 +170,9 @@ def login() -> Any:
     if _recent_failures(username, now) >= LOCKOUT_FAILURES:
         audit.record(db, None, "login_locked", "user", username, {"ip": request.remote_addr})
         db.commit()
-        return render_template("auth/login.html", error="Too many failed attempts: try again in 15 minutes.",
-                               next=""), 429
+        return render_template(
+            "auth/login.html", error="Too many failed attempts: try again in 15 minutes.", next=""
+        ), 429
     user = db.scalar(select(User).where(User.username == username)) if username else None
     if user is None or not getattr(user, "active", True) or not user.check_password(password):
         audit.record(db, None, "login_failed", "user", username, {"ip": request.remote_addr})

@@ -39,6 +39,10 @@ class Settings(BaseModel):
     s3_secret_access_key: SecretStr | None = None
     presign_ttl_s: int = Field(300, ge=10, le=3600, description="lifetime of playback URLs")
     db_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL pool per process")
+    # web pages (control_room.web)
+    secure_cookies: bool = Field(False, description="session cookie only over HTTPS (set behind TLS)")
+    gps_far_m: float = Field(200.0, ge=10, le=100_000, description="flag a unit this far from its site")
+    web_poll_s: float = Field(5.0, ge=0.2, le=300, description="how often pages fetch new state")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

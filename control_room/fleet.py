@@ -116,7 +116,8 @@ def active_deployment(unit: Unit) -> Deployment | None:
     return next((d for d in unit.deployments if d.recovered_at is None), None)
 
 
-def deployment_flags(deployment: Deployment, unit: Unit, today: date) -> list[Badge]:
+def deployment_flags(deployment: Deployment, unit: Unit, today: date,
+                     far_m: float = SITE_DISTANCE_WARN_M) -> list[Badge]:
     """Overdue review, planned end passed, and a GPS position far from the site."""
     out: list[Badge] = []
     if deployment.recovered_at is None and deployment.review_date < today:
@@ -125,7 +126,7 @@ def deployment_flags(deployment: Deployment, unit: Unit, today: date) -> list[Ba
         out.append(Badge("past_planned_end", "past planned end"))
     if unit.lat is not None and unit.lon is not None and deployment.recovered_at is None:
         metres = distance_m(unit.lat, unit.lon, deployment.site.lat, deployment.site.lon)
-        if metres > SITE_DISTANCE_WARN_M:
+        if metres > far_m:
             out.append(Badge("far_from_site", f"GPS {metres:.0f} m from site", "alarm"))
     return out
 

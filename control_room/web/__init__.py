@@ -14,17 +14,22 @@ from control_room import auth
 from control_room.web import common, events, fleet, locations, units
 
 # Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
-CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+BLUEPRINTS = (fleet.bp, units.bp, events.bp, locations.bp)
+for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are shared by every app
+    common.add_error_pages(_blueprint)
 
 
 def init_app(app: Flask) -> None:
     settings = app.config["SETTINGS"]
-    auth.init_app(app, secure_cookies=bool(getattr(settings, "secure_cookies", False)))
-    for blueprint in (fleet.bp, units.bp, events.bp, locations.bp):
-        common.add_error_pages(blueprint)
+    auth.init_app(app, secure_cookies=settings.secure_cookies)
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    common.add_error_pages(auth.bp)
     app.jinja_env.filters.update(common.FILTERS)
     app.after_request(_security_headers)
 

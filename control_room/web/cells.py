@@ -69,8 +69,10 @@ def camera(state: dict[str, Any], now: datetime) -> Cell:
     if value is None:
         return UNKNOWN
     fps = _num(cam, "fps")
-    return Cell(f"{value}" + (f" {fps:.0f} fps" if fps is not None and value == "ok" else ""),
-                "ok" if value == "ok" else "bad")
+    return Cell(
+        f"{value}" + (f" {fps:.0f} fps" if fps is not None and value == "ok" else ""),
+        "ok" if value == "ok" else "bad",
+    )
 
 
 def recording(state: dict[str, Any], now: datetime) -> Cell:
@@ -144,8 +146,15 @@ def signal(state: dict[str, Any], now: datetime) -> Cell:
     return Cell(label, "warn" if value < 20 else "ok")
 
 
-_FORMATTERS = {"camera": camera, "recording": recording, "disk": disk, "uploads": uploads, "data": data,
-               "clock": clock, "signal": signal}
+_FORMATTERS = {
+    "camera": camera,
+    "recording": recording,
+    "disk": disk,
+    "uploads": uploads,
+    "data": data,
+    "clock": clock,
+    "signal": signal,
+}
 
 
 def cells(last_state: Any, now: datetime) -> dict[str, Cell]:

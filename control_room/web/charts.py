@@ -30,8 +30,13 @@ class Chart:
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 8, 8, 20
 
 
-def line_chart(title: str, unit: str, samples: Sequence[tuple[datetime, float | None]],
-               scale: float = 1.0, digits: int = 0) -> Chart:
+def line_chart(
+    title: str,
+    unit: str,
+    samples: Sequence[tuple[datetime, float | None]],
+    scale: float = 1.0,
+    digits: int = 0,
+) -> Chart:
     """Scale (time, value) samples into the chart box; None values (unknown) are skipped."""
     chart = Chart(title=title, unit=unit)
     data = [(t, v * scale) for t, v in samples if v is not None]
@@ -53,7 +58,10 @@ def line_chart(title: str, unit: str, samples: Sequence[tuple[datetime, float | 
 
     chart.points = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v in data)
     chart.y_ticks = [(y(v), f"{v:.{digits}f}") for v in (lo, (lo + hi) / 2, hi)]
-    chart.x_ticks = [(x(t0), data[0][0].strftime("%d %b %H:%M")), (x(t1), data[-1][0].strftime("%d %b %H:%M"))]
+    chart.x_ticks = [
+        (x(t0), data[0][0].strftime("%d %b %H:%M")),
+        (x(t1), data[-1][0].strftime("%d %b %H:%M")),
+    ]
     chart.last = f"{data[-1][1]:.{digits}f} {unit}"
     return chart
 

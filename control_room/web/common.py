@@ -1,6 +1,6 @@
 """Helpers shared by the web blueprints: the request's database session, settings, time, filters, errors.
 
-Time is read through `now()` so tests can set a clock on the app (`app.config["CLOCK"]`).
+Time is read through `now()`: the app's clock (create_app(clock=...)), so tests can drive it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from control_room.db import get_session
 from control_room.web.cells import human_age, human_bytes
 
 LONDON = ZoneInfo("Europe/London")
-DEFAULT_GPS_FAR_M = 200.0
-DEFAULT_POLL_S = 5.0
 
 
 def db() -> Session:
@@ -30,16 +28,16 @@ def settings() -> Any:
 
 
 def now() -> datetime:
-    clock = current_app.config.get("CLOCK")
+    clock = current_app.extensions.get("cctv_clock")
     return clock.now() if clock is not None else datetime.now(UTC)
 
 
 def gps_far_m() -> float:
-    return float(getattr(settings(), "gps_far_m", DEFAULT_GPS_FAR_M))
+    return float(settings().gps_far_m)
 
 
 def poll_ms() -> int:
-    return int(1000 * float(getattr(settings(), "web_poll_s", DEFAULT_POLL_S)))
+    return int(1000 * settings().web_poll_s)
 
 
 def local_time(value: datetime | date | None, with_seconds: bool = True) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
 from control_room import audit, scope
@@ -34,8 +34,13 @@ class Filters:
 
     def args(self) -> dict[str, str]:
         """The filters as query arguments (for the feed URL and paging links)."""
-        out = {"council": self.council, "unit": self.unit or None, "site": self.site,
-               "since": request.args.get("since") or None, "until": request.args.get("until") or None}
+        out = {
+            "council": self.council,
+            "unit": self.unit or None,
+            "site": self.site,
+            "since": request.args.get("since") or None,
+            "until": request.args.get("until") or None,
+        }
         return {k: str(v) for k, v in out.items() if v is not None}
 
 
@@ -52,13 +57,19 @@ def _local_datetime(text: str | None) -> datetime | None:
 
 
 def read_filters() -> Filters:
-    return Filters(council=request.args.get("council", type=int), unit=request.args.get("unit", "")[:64],
-                   site=request.args.get("site", type=int), since=_local_datetime(request.args.get("since")),
-                   until=_local_datetime(request.args.get("until")))
+    return Filters(
+        council=request.args.get("council", type=int),
+        unit=request.args.get("unit", "")[:64],
+        site=request.args.get("site", type=int),
+        since=_local_datetime(request.args.get("since")),
+        until=_local_datetime(request.args.get("until")),
+    )
 
 
 def filtered(f: Filters) -> Select[Any]:
-    stmt = scope.visible(common.db(), Event, g.user).options(selectinload(Event.unit), selectinload(Event.council))
+    stmt = scope.visible(common.db(), Event, g.user).options(
+        selectinload(Event.unit), selectinload(Event.council)
+    )
     if f.council is not None:
         stmt = stmt.where(Event.council_id == f.council)
     if f.unit:
@@ -81,13 +92,23 @@ def index() -> str:
     if before is not None:
         stmt = stmt.where(Event.id < before)
     rows = list(common.db().scalars(stmt.order_by(Event.id.desc()).limit(PAGE_SIZE)))
-    latest = common.db().scalar(filtered(f).with_only_columns(Event.id).order_by(Event.id.desc()).limit(1)) or 0
+    latest = (
+        common.db().scalar(filtered(f).with_only_columns(Event.id).order_by(Event.id.desc()).limit(1)) or 0
+    )
     db = common.db()
     units = db.scalars(scope.visible(db, Unit, g.user).order_by(Unit.unit_id)).all()
     sites = db.scalars(scope.visible(db, Site, g.user).order_by(Site.name)).all()
-    return render_template("events/index.html", rows=rows, filters=f, latest_id=latest, units=units, sites=sites,
-                           councils=scope.councils(db, g.user), poll_ms=common.poll_ms(),
-                           older=rows[-1].id if len(rows) == PAGE_SIZE else None)
+    return render_template(
+        "events/index.html",
+        rows=rows,
+        filters=f,
+        latest_id=latest,
+        units=units,
+        sites=sites,
+        councils=scope.councils(db, g.user),
+        poll_ms=common.poll_ms(),
+        older=rows[-1].id if len(rows) == PAGE_SIZE else None,
+    )
 
 
 @bp.route("/events/feed")
@@ -133,8 +154,14 @@ def media(event_id: int, name: str) -> Any:
     download = request.args.get("download") == "1"
     action = f"{name}_{'download' if download else 'view'}"
     db = common.db()
-    audit.record(db, g.user, action, "event", event.event_id,
-                 {"event_pk": event.id, "key": obj.key, "range": request.headers.get("Range")})
+    audit.record(
+        db,
+        g.user,
+        action,
+        "event",
+        event.event_id,
+        {"event_pk": event.id, "key": obj.key, "range": request.headers.get("Range")},
+    )
     db.commit()
     return footage.stream(event.bucket, obj, request.headers.get("Range"), download=download)
 
@@ -149,8 +176,14 @@ def verify(event_id: int) -> Any:
     for name, obj in footage.stored_objects(event.objects).items():
         check = footage.verify_by_reading(event.bucket, obj)
         results.append(f"{name}: {check.text}")
-        audit.record(db, g.user, "footage_verify", "event", event.event_id,
-                     {"event_pk": event.id, "key": obj.key, "result": check.state})
+        audit.record(
+            db,
+            g.user,
+            "footage_verify",
+            "event",
+            event.event_id,
+            {"event_pk": event.id, "key": obj.key, "result": check.state},
+        )
     db.commit()
     flash("; ".join(results) or "nothing to verify", "info")
     return redirect(url_for("events.page", event_id=event.id))

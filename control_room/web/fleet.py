@@ -32,12 +32,16 @@ class FleetRow:
 
 def fleet_rows() -> list[FleetRow]:
     db = common.db()
-    stmt = scope.visible(db, Unit, g.user).options(
-        selectinload(Unit.deployments).selectinload(Deployment.site), selectinload(Unit.council)
-    ).order_by(Unit.unit_id)
+    stmt = (
+        scope.visible(db, Unit, g.user)
+        .options(selectinload(Unit.deployments).selectinload(Deployment.site), selectinload(Unit.council))
+        .order_by(Unit.unit_id)
+    )
     now, settings = common.now(), common.settings()
-    return [FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), fleet.active_deployment(u))
-            for u in db.scalars(stmt)]
+    return [
+        FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), fleet.active_deployment(u))
+        for u in db.scalars(stmt)
+    ]
 
 
 def fleet_map(rows: list[FleetRow]) -> MapView:
@@ -47,20 +51,39 @@ def fleet_map(rows: list[FleetRow]) -> MapView:
         dep = row.deployment
         if dep is not None and dep.site_id not in seen_sites:
             seen_sites.add(dep.site_id)
-            points.append(MapPoint("site", dep.site.name, dep.site.lat, dep.site.lon, "site",
-                                   url_for("locations.site", site_id=dep.site_id)))
+            points.append(
+                MapPoint(
+                    "site",
+                    dep.site.name,
+                    dep.site.lat,
+                    dep.site.lon,
+                    "site",
+                    url_for("locations.site", site_id=dep.site_id),
+                )
+            )
         if row.unit.lat is not None and row.unit.lon is not None:
-            points.append(MapPoint("unit", row.unit.unit_id, row.unit.lat, row.unit.lon,
-                                   "online" if row.status.online else "offline",
-                                   url_for("units.page", unit_id=row.unit.unit_id)))
+            points.append(
+                MapPoint(
+                    "unit",
+                    row.unit.unit_id,
+                    row.unit.lat,
+                    row.unit.lon,
+                    "online" if row.status.online else "offline",
+                    url_for("units.page", unit_id=row.unit.unit_id),
+                )
+            )
     return plot_map(points)
 
 
 def _context() -> dict[str, Any]:
     rows = fleet_rows()
-    return {"rows": rows, "map": fleet_map(rows), "now": common.now(),
-            "online": sum(r.status.online for r in rows),
-            "attention": sum(r.status.needs_attention for r in rows)}
+    return {
+        "rows": rows,
+        "map": fleet_map(rows),
+        "now": common.now(),
+        "online": sum(r.status.online for r in rows),
+        "attention": sum(r.status.needs_attention for r in rows),
+    }
 
 
 @bp.route("/")

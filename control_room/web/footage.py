@@ -66,11 +66,17 @@ def s3_client(app: Flask | None = None) -> Any:
         s = app.config["SETTINGS"]
         keys: dict[str, str] = {}
         if s.s3_access_key_id is not None and s.s3_secret_access_key is not None:
-            keys = {"aws_access_key_id": s.s3_access_key_id.get_secret_value(),
-                    "aws_secret_access_key": s.s3_secret_access_key.get_secret_value()}
-        client = boto3.client("s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
-                              config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
-                              **keys)
+            keys = {
+                "aws_access_key_id": s.s3_access_key_id.get_secret_value(),
+                "aws_secret_access_key": s.s3_secret_access_key.get_secret_value(),
+            }
+        client = boto3.client(
+            "s3",
+            endpoint_url=s.s3_endpoint_url,
+            region_name=s.s3_region,
+            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+            **keys,
+        )
         app.extensions["cctv_s3"] = client
     return client
 
@@ -110,7 +116,9 @@ def verify(bucket: str, obj: StoredObject) -> Verification:
     meta = str(head.get("Metadata", {}).get("sha256", "")).lower()
     if meta:
         if meta == obj.sha256:
-            return Verification("metadata", "warn", "SHA-256 matches the upload metadata (not computed by storage)")
+            return Verification(
+                "metadata", "warn", "SHA-256 matches the upload metadata (not computed by storage)"
+            )
         return Verification("mismatch", "bad", "upload metadata SHA-256 differs from the announced one")
     return Verification("unchecked", "muted", "the bucket holds no checksum for this object")
 
@@ -132,7 +140,7 @@ def verify_by_reading(bucket: str, obj: StoredObject) -> Verification:
 
 
 def parse_range(header: str | None) -> str | None:
-    """A single `bytes=a-b` range passed on to S3; anything else (multi-range, junk) means the whole object."""
+    """A single `bytes=a-b` range is passed on to S3; anything else (multi-range, junk) = whole object."""
     if not header:
         return None
     match = RANGE_RE.match(header.strip())
@@ -169,8 +177,11 @@ def stream(bucket: str, obj: StoredObject, range_header: str | None, download: b
         finally:
             body.close()
 
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(answer["ContentLength"]),
-               "Cache-Control": "private, no-store"}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(answer["ContentLength"]),
+        "Cache-Control": "private, no-store",
+    }
     if answer.get("ContentRange"):
         headers["Content-Range"] = answer["ContentRange"]
     if download:

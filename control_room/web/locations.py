@@ -41,14 +41,28 @@ def _flags(dep: Deployment) -> list[fleet.Badge]:
 
 def _page(error: str | None = None, status: int = 200) -> tuple[str, int]:
     db = common.db()
-    sites = list(db.scalars(scope.visible(db, Site, g.user).options(selectinload(Site.council)).order_by(Site.name)))
-    units = list(db.scalars(scope.visible(db, Unit, g.user).options(
-        selectinload(Unit.deployments).selectinload(Deployment.site)).order_by(Unit.unit_id)))
+    sites = list(
+        db.scalars(scope.visible(db, Site, g.user).options(selectinload(Site.council)).order_by(Site.name))
+    )
+    units = list(
+        db.scalars(
+            scope.visible(db, Unit, g.user)
+            .options(selectinload(Unit.deployments).selectinload(Deployment.site))
+            .order_by(Unit.unit_id)
+        )
+    )
     active = [DeploymentRow(d, _flags(d)) for u in units if (d := fleet.active_deployment(u)) is not None]
     idle = [u for u in units if fleet.active_deployment(u) is None and u.revoked_at is None]
-    return render_template("locations/index.html", sites=sites, active=active, idle=idle, error=error,
-                           councils=scope.councils(db, g.user), today=_today(),
-                           flagged=sum(bool(r.flags) for r in active)), status
+    return render_template(
+        "locations/index.html",
+        sites=sites,
+        active=active,
+        idle=idle,
+        error=error,
+        councils=scope.councils(db, g.user),
+        today=_today(),
+        flagged=sum(bool(r.flags) for r in active),
+    ), status
 
 
 @bp.route("/locations")
@@ -62,8 +76,14 @@ def index() -> Any:
 def site(site_id: int) -> Any:
     db = common.db()
     place = scope.get_or_404(db, Site, g.user, id=site_id)
-    history = list(db.scalars(scope.visible(db, Deployment, g.user).where(Deployment.site_id == place.id)
-                              .options(selectinload(Deployment.unit)).order_by(Deployment.start.desc())))
+    history = list(
+        db.scalars(
+            scope.visible(db, Deployment, g.user)
+            .where(Deployment.site_id == place.id)
+            .options(selectinload(Deployment.unit))
+            .order_by(Deployment.start.desc())
+        )
+    )
     rows = [DeploymentRow(d, _flags(d)) for d in history]
     return render_template("locations/site.html", site=place, rows=rows)
 
@@ -125,15 +145,25 @@ def create_site() -> Any:
     db = common.db()
     try:
         name = names.check_display_name(request.form.get("name", ""), "site name")
-        place = Site(council_id=_council_for_new_site(), name=name, address=_text("address", 500, required=False),
-                     lat=_float("lat", -90, 90), lon=_float("lon", -180, 180), created_by_id=g.user.id)
+        place = Site(
+            council_id=_council_for_new_site(),
+            name=name,
+            address=_text("address", 500, required=False),
+            lat=_float("lat", -90, 90),
+            lon=_float("lon", -180, 180),
+            created_by_id=g.user.id,
+        )
     except (FormError, names.BadName) as exc:
         return _page(str(exc), 400)
-    if db.scalar(scope.visible(db, Site, g.user).where(Site.council_id == place.council_id, Site.name == name)):
+    if db.scalar(
+        scope.visible(db, Site, g.user).where(Site.council_id == place.council_id, Site.name == name)
+    ):
         return _page(f"a site called {name!r} already exists", 409)
     db.add(place)
     db.flush()
-    audit.record(db, g.user, "site_create", "site", str(place.id), {"name": name, "lat": place.lat, "lon": place.lon})
+    audit.record(
+        db, g.user, "site_create", "site", str(place.id), {"name": name, "lat": place.lat, "lon": place.lon}
+    )
     db.commit()
     flash(f"Site {name} created.", "info")
     return redirect(url_for("locations.index"), 303)
@@ -147,10 +177,15 @@ def _deployment_fields(unit: Unit) -> dict[str, Any]:
     planned_end = _local_datetime("planned_end", required=False)
     if planned_end is not None and planned_end <= start:
         raise FormError("planned end must be after the start")
-    return {"site_id": place.id, "purpose": _text("purpose", 1000),
-            "dpia_ref": names.check_display_name(request.form.get("dpia_ref", ""), "DPIA reference"),
-            "signage_confirmed": request.form.get("signage_confirmed") == "yes", "start": start,
-            "planned_end": planned_end, "review_date": _date("review_date")}
+    return {
+        "site_id": place.id,
+        "purpose": _text("purpose", 1000),
+        "dpia_ref": names.check_display_name(request.form.get("dpia_ref", ""), "DPIA reference"),
+        "signage_confirmed": request.form.get("signage_confirmed") == "yes",
+        "start": start,
+        "planned_end": planned_end,
+        "review_date": _date("review_date"),
+    }
 
 
 def _save_deployment(unit: Unit, action: str, previous: Deployment | None) -> Any:
@@ -164,8 +199,14 @@ def _save_deployment(unit: Unit, action: str, previous: Deployment | None) -> An
     dep = Deployment(unit_pk=unit.id, created_by_id=g.user.id, **fields)
     db.add(dep)
     db.flush()
-    audit.record(db, g.user, action, "unit", unit.unit_id, {"deployment": dep.id, "site_id": dep.site_id,
-                                                            "previous": previous.id if previous else None})
+    audit.record(
+        db,
+        g.user,
+        action,
+        "unit",
+        unit.unit_id,
+        {"deployment": dep.id, "site_id": dep.site_id, "previous": previous.id if previous else None},
+    )
     db.commit()
     flash(f"Unit {unit.unit_id} {'moved' if previous else 'deployed'}.", "info")
     return redirect(url_for("locations.index"), 303)
@@ -200,8 +241,9 @@ def recover(deployment_id: int) -> Any:
     dep = _active(deployment_id)
     db = common.db()
     dep.recovered_at = common.now()
-    audit.record(db, g.user, "recover", "unit", dep.unit.unit_id, {"deployment": dep.id, "site_id": dep.site_id})
+    audit.record(
+        db, g.user, "recover", "unit", dep.unit.unit_id, {"deployment": dep.id, "site_id": dep.site_id}
+    )
     db.commit()
     flash(f"Unit {dep.unit.unit_id} recovered from {dep.site.name}.", "info")
     return redirect(url_for("locations.index"), 303)
-

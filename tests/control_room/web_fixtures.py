@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +21,14 @@ S3_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "
 BUCKET = "cctv-footage"
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -35,8 +42,10 @@ def make_clip(out: Path, seconds: float = 8.0) -> Path:
 
     if not SOURCE_CLIP.exists():
         pytest.skip(f"real footage not found at {SOURCE_CLIP} (../shared/data next to the repository)")
-    with av.open(str(SOURCE_CLIP)) as src, av.open(str(out), "w", format="mp4",
-                                                    options={"movflags": "faststart"}) as dst:
+    with (
+        av.open(str(SOURCE_CLIP)) as src,
+        av.open(str(out), "w", format="mp4", options={"movflags": "faststart"}) as dst,
+    ):
         stream = dst.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
         stream.options = {"preset": "ultrafast"}
@@ -116,6 +125,64 @@ def put_footage(endpoint: str, key: str, path: Path, bucket: str = BUCKET) -> Fo
         pass
     data = path.read_bytes()
     digest = hashlib.sha256(data)
-    client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
-                      Metadata={"sha256": digest.hexdigest()})
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+        Metadata={"sha256": digest.hexdigest()},
+    )
     return FootageObject(key=key, size=len(data), sha256=digest.hexdigest())
+
+
+# ---------------------------------------------------------------- protocol bodies and web log-in
+def heartbeat_body(unit_id: str, seq: int = 1, **parts: dict) -> dict:
+    """A protocol v1 heartbeat of a healthy unit; `parts` replace whole sections."""
+    body = {
+        "schema": 1, "unit_id": unit_id, "seq": seq, "reason": "interval", "software_version": "0.1.0",
+        "clock": {"synced": True, "offset_s": 0.01, "source": "chrony"},
+        "camera": {"state": "ok", "fps": 10.0, "restarts": 0},
+        "recording": {"state": "recording", "segment_seconds": 10},
+        "disk": {"total_bytes": 64 * 1024**3, "free_bytes": 40 * 1024**3, "retention_days": 31,
+                 "events_lost": 0},
+        "uploads": {"pending": 2, "pending_bytes": 5_000_000, "oldest_pending_age_s": 30, "failed": 0,
+                    "held_by_budget": 0},
+        "data": {"used_bytes": 2 * 1024**3, "budget_bytes": 10 * 1024**3},
+        "system": {"cpu_temp_c": 51.5, "undervoltage": False},
+        "modem": {"signal_percent": 70, "operator": "EE", "technology": "lte", "state": "connected"},
+        "gps": {"fix": "3d", "lat": 51.7050, "lon": -0.2780},
+    }
+    body.update(parts)
+    return body
+
+
+def event_body(unit_id: str, stamp: str, objects: dict, state: str = "clip_uploaded", site: str = "") -> dict:
+    """A protocol v1 event notification; `stamp` like 20261118T101500.000Z makes the event id."""
+    start = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
+    return {
+        "schema": 1, "event_id": f"{unit_id}-{stamp}", "unit_id": unit_id, "site": site,
+        "start": start, "end": start, "clip_start": start, "clip_end": start, "peak_score": 0.31,
+        "peak_time": start, "boxes": [[0.1, 0.2, 0.05, 0.1]], "clock_synced": True, "previous_event_id": None,
+        "state": state, "bucket": BUCKET, "objects": objects,
+    }
+
+
+def footage_key(unit_id: str, stamp: str, name: str) -> str:
+    return f"units/{unit_id}/{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}/{unit_id}-{stamp}/{name}"
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def login(client, username: str, password: str = "correct horse battery") -> str:  # noqa: S107
+    """Log in through the real form (CSRF included); returns the session's CSRF token."""
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    answer = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
+    return csrf_from(client.get("/").get_data(as_text=True))
