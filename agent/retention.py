@@ -1,0 +1,205 @@
+"""Retention and disk pressure: deletes footage by age and keeps a free-space reserve, so the disk
+never fills and recording keeps going.
+
+Order under pressure: unheld segments (oldest first) -> event folders already uploaded -> held
+segments -> events not yet uploaded (each counted in `events_lost` and logged) -> the most recent
+segments. An event counts as pending unless the upload pipeline says otherwise (see is_pending).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from agent.clock import Clock
+from agent.config import Config
+from agent.outbox import EVENTS_DIR
+from agent.segment_index import Segment, SegmentIndex
+from agent.state import StateStore
+
+log = logging.getLogger(__name__)
+
+UPLOADED_DIR = "uploaded"
+DAY_S = 86400.0
+
+HOLDS_SQL = """
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    reason TEXT NOT NULL,
+    expires REAL
+);
+"""
+
+
+class DiskUsage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+DiskUsageFn = Callable[[Path], DiskUsage]
+
+
+def add_hold(conn: sqlite3.Connection, start: float, end: float, reason: str,
+             expires: float | None = None) -> int:
+    """Protect footage in [start, end] (UTC) from deletion until `expires` (None = until removed)."""
+    conn.executescript(HOLDS_SQL)
+    cur = conn.execute('INSERT INTO holds(start, "end", reason, expires) VALUES (?, ?, ?, ?)',
+                       (start, end, reason, expires))
+    return int(cur.lastrowid or 0)
+
+
+def remove_hold(conn: sqlite3.Connection, hold_id: int) -> None:
+    conn.execute("DELETE FROM holds WHERE id = ?", (hold_id,))
+
+
+def uploaded_marker(data_dir: Path, event_id: str) -> Path:
+    return data_dir / UPLOADED_DIR / event_id
+
+
+def marker_is_pending(data_dir: Path) -> Callable[[str], bool]:
+    """Default contract: an event is pending until <data_dir>/uploaded/<event_id> exists."""
+    return lambda event_id: not uploaded_marker(data_dir, event_id).exists()
+
+
+@dataclass
+class RetentionReport:
+    deleted_segments: int = 0
+    deleted_events: int = 0
+    events_lost: int = 0
+    freed_bytes: int = 0
+
+
+class Retention:
+    """Run `run_once()` every minute or so (and after each segment when the disk is tight) from one
+    thread; it owns no thread itself."""
+
+    def __init__(self, cfg: Config, clock: Clock, index: SegmentIndex, conn: sqlite3.Connection,
+                 state: StateStore | None = None, is_pending: Callable[[str], bool] | None = None,
+                 disk_usage: DiskUsageFn | None = None) -> None:
+        self._cfg = cfg
+        self._clock = clock
+        self._index = index
+        self._conn = conn
+        self._state = state
+        self._data = cfg.unit.data_dir
+        self._is_pending = is_pending or marker_is_pending(self._data)
+        self._disk_usage = disk_usage or (lambda p: DiskUsage(*shutil.disk_usage(p)))
+        self.deleted_total = 0
+        conn.executescript(HOLDS_SQL)
+        ev = cfg.events
+        # An event being tracked may still need this much footage to cut its clip.
+        segment_s = cfg.recording.segment_seconds
+        self._protect_recent_s = ev.pre_roll_s + ev.max_clip_s + ev.post_roll_s + 2 * segment_s
+
+    # --- holds and events ---
+
+    def _holds(self, now: float) -> list[tuple[float, float]]:
+        self._conn.execute("DELETE FROM holds WHERE expires IS NOT NULL AND expires < ?", (now,))
+        return [(r[0], r[1]) for r in self._conn.execute('SELECT start, "end" FROM holds')]
+
+    @staticmethod
+    def _held(seg: Segment, holds: list[tuple[float, float]]) -> bool:
+        return any(seg.end > s and seg.start < e for s, e in holds)
+
+    def _event_dirs(self) -> list[Path]:
+        root = self._data / EVENTS_DIR
+        if not root.is_dir():
+            return []
+        return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (p.stat().st_mtime, p.name))
+
+    # --- deletion ---
+
+    def _delete_segment(self, seg: Segment, report: RetentionReport) -> None:
+        try:
+            size = seg.path.stat().st_size
+            seg.path.unlink()
+        except FileNotFoundError:
+            size = 0
+        self._index.remove(seg.id)
+        try:
+            seg.path.parent.rmdir()  # the day folder, once empty
+        except OSError:
+            pass
+        report.deleted_segments += 1
+        report.freed_bytes += size
+
+    def _delete_event(self, folder: Path, report: RetentionReport, lost: bool) -> None:
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        report.deleted_events += 1
+        report.freed_bytes += size
+        if lost:
+            report.events_lost += 1
+            if self._state is not None:
+                self._state.increment("events_lost")
+            log.error("disk full: deleted event %s before it was uploaded (event lost)", folder.name)
+
+    def _short_of_space(self) -> bool:
+        usage = self._disk_usage(self._data)
+        return usage.free < usage.total * self._cfg.retention.min_free_percent / 100.0
+
+    def _by_age(self, now: float, holds: list[tuple[float, float]], report: RetentionReport) -> None:
+        cutoff = now - self._cfg.retention.max_age_days * DAY_S
+        for seg in self._index.older_than(cutoff):
+            if not self._held(seg, holds):
+                self._delete_segment(seg, report)
+        for folder in self._event_dirs():
+            if folder.stat().st_mtime < cutoff and not self._is_pending(folder.name):
+                self._delete_event(folder, report, lost=False)
+
+    def _candidates(self, now: float, holds: list[tuple[float, float]]):
+        """Things to delete under disk pressure, in order; each yields a deletion thunk."""
+        recent = now - self._protect_recent_s
+        segments = self._index.all()
+        old = [s for s in segments if s.end < recent]
+        events = self._event_dirs()
+        pending = {f.name: self._is_pending(f.name) for f in events}
+        for seg in (s for s in old if not self._held(s, holds)):
+            yield ("segment", seg)
+        for folder in (f for f in events if not pending[f.name]):
+            yield ("event", folder)
+        for seg in (s for s in old if self._held(s, holds)):
+            yield ("segment", seg)
+        for folder in (f for f in events if pending[f.name]):
+            yield ("lost", folder)
+        for seg in (s for s in segments if s.end >= recent):
+            yield ("segment", seg)
+
+    def run_once(self) -> RetentionReport:
+        now = self._clock.time()
+        report = RetentionReport()
+        holds = self._holds(now)
+        self._by_age(now, holds, report)
+        if self._short_of_space():
+            for kind, item in self._candidates(now, holds):
+                if kind == "segment":
+                    self._delete_segment(item, report)
+                else:
+                    self._delete_event(item, report, lost=(kind == "lost"))
+                if not self._short_of_space():
+                    break
+            else:
+                log.error("disk still short of the free-space reserve after deleting all footage")
+        if report.deleted_segments or report.deleted_events:
+            log.info("retention: deleted %d segment(s), %d event(s), freed %d bytes",
+                     report.deleted_segments, report.deleted_events, report.freed_bytes)
+        self.deleted_total += report.deleted_segments
+        self._report_state()
+        return report
+
+    def _report_state(self) -> None:
+        if self._state is None:
+            return
+        usage = self._disk_usage(self._data)
+        oldest = self._index.oldest()
+        self._state.report("retention", oldest_footage_at=oldest[0].start if oldest else None,
+                           free_bytes=usage.free, total_bytes=usage.total,
+                           deleted_segments=self.deleted_total)

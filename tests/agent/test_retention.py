@@ -1,0 +1,136 @@
+"""Retention on a simulated disk: age limit, free-space reserve, deletion order (unheld footage,
+uploaded events, held footage, pending events counted as lost), and recording keeps going."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agent.clock import ManualClock
+from agent.db import connect, db_path
+from agent.retention import DiskUsage, Retention, add_hold, uploaded_marker
+from agent.segments import SegmentIndex, SegmentRecorder
+from agent.sources import open_source
+from agent.state import StateStore
+from tests.agent.recording_support import VTEST, need, unit_config
+
+MB = 1 << 20
+
+
+class FakeDisk:
+    """A disk of `total` bytes: used space is the footage under data_dir plus `other` bytes."""
+
+    def __init__(self, data_dir: Path, total: int, other: int = 0) -> None:
+        self.data_dir, self.total, self.other = data_dir, total, other
+
+    def __call__(self, path: Path) -> DiskUsage:
+        footage = [f for d in ("recordings", "events") for f in (self.data_dir / d).rglob("*")]
+        used = self.other + sum(f.stat().st_size for f in footage if f.is_file())
+        return DiskUsage(self.total, used, max(0, self.total - used))
+
+
+def make_event(data_dir: Path, event_id: str, size: int, mtime: float, uploaded: bool) -> Path:
+    folder = data_dir / "events" / event_id
+    folder.mkdir(parents=True)
+    (folder / "clip.mp4").write_bytes(os.urandom(size))
+    os.utime(folder, (mtime, mtime))
+    if uploaded:
+        marker = uploaded_marker(data_dir, event_id)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    return folder
+
+
+def fake_segment(index: SegmentIndex, root: Path, start: float, size: int):
+    path = root / "recordings" / "2026-01-01" / f"unit-1_{int(start)}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * size)
+    return index.add(path, start, start + 10, 100, size, "x", True)
+
+
+def setup(tmp_path, **retention):
+    cfg = unit_config(tmp_path, retention={"min_free_percent": 20, **retention})
+    clock = ManualClock(wall=1_767_225_600.0 + 40 * 86400)
+    conn = connect(db_path(tmp_path))
+    return cfg, clock, conn, SegmentIndex(conn), StateStore(conn, clock)
+
+
+def test_age_limit_deletes_old_footage_only(tmp_path) -> None:
+    cfg, clock, conn, index, state = setup(tmp_path, max_age_days=31)
+    now = clock.time()
+    old = fake_segment(index, tmp_path, now - 32 * 86400, 1000)
+    held_old = fake_segment(index, tmp_path, now - 33 * 86400, 1000)
+    young = fake_segment(index, tmp_path, now - 30 * 86400, 1000)
+    add_hold(conn, held_old.start, held_old.end, "police request")
+    disk = FakeDisk(tmp_path, total=1000 * MB)
+    report = Retention(cfg, clock, index, conn, state, disk_usage=disk).run_once()
+    assert report.deleted_segments == 1 and not old.path.exists()
+    assert {s.id for s in index.all()} == {held_old.id, young.id}
+    row = state.read("retention").state
+    assert row["oldest_footage_at"] == held_old.start and row["deleted_segments"] == 1
+    assert row["total_bytes"] == 1000 * MB
+
+
+def test_disk_pressure_deletes_in_order_and_counts_lost_events(tmp_path) -> None:
+    cfg, clock, conn, index, state = setup(tmp_path)
+    now = clock.time()
+    segs = [fake_segment(index, tmp_path, now - 3600 + i * 10, MB) for i in range(4)]
+    held = fake_segment(index, tmp_path, now - 7200, MB)  # oldest, but held
+    add_hold(conn, held.start, held.end, "upload requested", expires=now + 3600)
+    done = make_event(tmp_path, "unit-1-a", MB, now - 5000, uploaded=True)
+    pending = make_event(tmp_path, "unit-1-b", MB, now - 6000, uploaded=False)
+    disk = FakeDisk(tmp_path, total=100 * MB)
+    reserve = 20 * MB  # min_free_percent 20 of 100 MB
+
+    def short_by(items: int) -> list[str]:
+        """Make the disk `items` MB short of the reserve, run retention, return what went."""
+        footage = disk(tmp_path).used - disk.other
+        disk.other = disk.total - footage - (reserve - items * MB)
+        before = {p.name for d in ("recordings", "events") for p in (tmp_path / d).rglob("*")}
+        Retention(cfg, clock, index, conn, state, disk_usage=disk).run_once()
+        after = {p.name for d in ("recordings", "events") for p in (tmp_path / d).rglob("*")}
+        return sorted(before - after - {"clip.mp4", "2026-01-01"})
+
+    assert short_by(0) == []
+    assert short_by(2) == sorted([segs[0].path.name, segs[1].path.name])  # oldest unheld first
+    assert short_by(2) == sorted([segs[2].path.name, segs[3].path.name])
+    gone = short_by(1)  # next: the uploaded event (not the older held segment, not the pending event)
+    assert "unit-1-a" in gone and not done.exists() and held.path.exists() and pending.exists()
+    assert state.counters().get("events_lost", 0) == 0
+    assert short_by(1) == [held.path.name] and pending.exists()  # then held footage
+    assert "unit-1-b" in short_by(1)  # last resort: the pending event, counted as lost
+    assert not pending.exists() and state.counters()["events_lost"] == 1
+    assert disk(tmp_path).free >= reserve
+
+
+def test_full_disk_keeps_recording_and_deletes_oldest(tmp_path) -> None:
+    cfg = unit_config(tmp_path, need(VTEST), recording={"segment_seconds": 5},
+                      retention={"min_free_percent": 10}, events={"pre_roll_s": 0, "post_roll_s": 0,
+                                                                 "max_clip_s": 5})
+    clock = ManualClock()
+    conn = connect(db_path(tmp_path))
+    index = SegmentIndex(conn)
+    disk = FakeDisk(tmp_path, total=12 * MB)  # 16 segments of ~0.9 MB do not fit; the reserve > one
+    retention = Retention(cfg, clock, index, conn, StateStore(conn, clock), disk_usage=disk)
+    published = []
+
+    def after_segment(seg) -> None:
+        published.append(seg)
+        retention.run_once()
+
+    recorder = SegmentRecorder(cfg, clock, index, on_segment=after_segment)
+    source = open_source(cfg.camera, clock)
+    while (frame := source.read(1.0)) is not None:
+        if frame.t > clock.monotonic():
+            clock.advance(frame.t - clock.monotonic())
+        recorder.write(frame)
+        usage = disk(tmp_path)
+        assert usage.free > 0  # the disk never fills
+    recorder.close()
+    retention.run_once()
+    kept = index.all()
+    assert len(published) == 16 and retention.deleted_total == len(published) - len(kept) > 0
+    assert kept == published[-len(kept):]  # the oldest went first; the newest are all there
+    usage = disk(tmp_path)
+    assert usage.free >= usage.total * 0.10
+    assert all(s.path.exists() for s in kept)
