@@ -123,6 +123,7 @@ class UploadConfig(Section):
     monthly_budget_mb: float = Field(8000.0, ge=0, description="clips wait past this; 0 = unlimited")
     budget_reset_day: int = Field(1, ge=1, le=28)
     signing_key: Path | None = Field(None, description="Ed25519 private key (PEM) for manifests")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="connect and per-read/write timeout of S3 calls")
 
 
 class StatusConfig(Section):

@@ -1,16 +1,106 @@
-"""Placeholder for the `upload/cli` command; its owner replaces this module.
+"""`cctv-agent uploads`: the upload queue for a field engineer on the unit (read from agent.db).
 
-Kept so the CLI wiring imports on every commit.
+Shows pending, in progress, held, failed and rejected work with bytes and ages; `--request EVENT`
+lets the event jump the queue and pass the data budget (what a control-room request does).
 """
 
-import argparse
+from __future__ import annotations
 
-from agent.errors import AgentError
+import argparse
+import json
+import sys
+from typing import Any
+
+from agent.clock import SystemClock, iso_utc
+from agent.config import load_config
+from agent.db import connect, db_path
+from agent.errors import InputError
+from agent.upload.budget import DataBudget
+from agent.upload.queue import UploadQueue
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="unit config (TOML)")
+    parser.add_argument("--config", required=True, help="unit config (TOML)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--request", metavar="EVENT_ID", help="upload this event first, past the data budget")
+
+
+def queue_report(queue: UploadQueue, budget: DataBudget, now: float) -> dict[str, Any]:
+    st = queue.stats()
+    jobs = [
+        {
+            "event_id": r["event_id"],
+            "file": r["role"],
+            "state": r["state"],
+            "bytes": r["size"],
+            "parts_done": r["parts"],
+            "attempts": r["attempts"],
+            "age_s": round(now - r["created_at"], 1),
+            "error": r["last_error"],
+        }
+        for r in queue.open_jobs()
+    ]
+    rejected = [{"event_id": r["event_id"], "error": r["error"]} for r in queue.rejected_events()]
+    return {
+        "pending": st.pending,
+        "in_progress": st.active,
+        "held_by_budget": st.held,
+        "failed": st.failed,
+        "rejected_events": st.rejected_events,
+        "pending_bytes": st.pending_bytes,
+        "oldest_pending_age_s": round(now - st.oldest_pending_at, 1) if st.oldest_pending_at else None,
+        "last_success_at": iso_utc(st.last_success_at) if st.last_success_at else None,
+        "data_used_bytes": budget.used(queue),
+        "data_budget_bytes": budget.budget_bytes,
+        "period_start": budget.period(),
+        "jobs": jobs,
+        "rejected": rejected,
+    }
+
+
+def _print_text(rep: dict[str, Any]) -> None:
+    print(
+        f"pending {rep['pending']}  in progress {rep['in_progress']}  "
+        f"held by budget {rep['held_by_budget']}  failed {rep['failed']}  "
+        f"rejected events {rep['rejected_events']}"
+    )
+    print(
+        f"pending bytes {rep['pending_bytes']}  oldest pending {rep['oldest_pending_age_s']} s  "
+        f"last success {rep['last_success_at']}"
+    )
+    print(
+        f"data used {rep['data_used_bytes']} of {rep['data_budget_bytes'] or 'unlimited'} bytes "
+        f"since {rep['period_start']}"
+    )
+    for j in rep["jobs"]:
+        err = f"  {j['error']}" if j["error"] else ""
+        print(
+            f"  {j['state']:<8} {j['event_id']}  {j['file']:<16} {j['bytes']:>11} B  "
+            f"parts {j['parts_done']}  age {j['age_s']} s{err}"
+        )
+    for r in rep["rejected"]:
+        print(f"  rejected {r['event_id']}  {r['error']}")
 
 
 def main(args: argparse.Namespace) -> int:
-    raise AgentError("not implemented yet")
+    cfg = load_config(args.config)
+    path = db_path(cfg.unit.data_dir)
+    if not path.exists():
+        raise InputError(f"{path}: no agent database (has the agent run on this unit?)")
+    clock = SystemClock()
+    conn = connect(path)
+    try:
+        queue = UploadQueue(conn)
+        if args.request and not queue.request_event(args.request):
+            raise InputError(f"no queued event {args.request!r}")
+        rep = queue_report(
+            queue, DataBudget(cfg.upload.monthly_budget_mb, cfg.upload.budget_reset_day, clock), clock.time()
+        )
+    finally:
+        conn.close()
+    if args.json:
+        json.dump(rep, sys.stdout, indent=1)
+        print()
+    else:
+        _print_text(rep)
+    return 0

@@ -1,0 +1,148 @@
+"""4G economy for the upload lanes: a bandwidth cap on bytes actually sent, and the monthly data budget.
+
+The cap is a token bucket every request body reads through (MeteredReader); the budget counts those
+bytes per period in agent.db, so snapshots always go and clips wait once the month's budget is spent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.clock import Clock, iso_utc
+from agent.upload.queue import UploadQueue
+
+CHUNK = 16 * 1024
+
+
+class Stopped(Exception):
+    """The service is stopping: abandon the request in flight (it is resumed at the next start)."""
+
+
+class TokenBucket:
+    """Bandwidth cap shared by the lanes: take(n) waits until n bytes may be sent. rate 0 = unlimited."""
+
+    def __init__(self, rate_bytes_s: float, clock: Clock, stop: threading.Event, burst_s: float = 0.25):
+        self.rate = rate_bytes_s
+        self._clock = clock
+        self._stop = stop
+        self._burst = max(CHUNK, rate_bytes_s * burst_s)
+        self._lock = threading.Lock()
+        self._tokens = self._burst
+        self._last = clock.monotonic()
+
+    def take(self, n: int) -> None:
+        if self.rate <= 0:
+            if self._stop.is_set():
+                raise Stopped
+            return
+        with self._lock:
+            now = self._clock.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if self._stop.wait(wait) if wait > 0 else self._stop.is_set():
+            raise Stopped
+
+
+class Meter:
+    """Counts body bytes handed to the network (thread-safe); the lanes flush it into the budget."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._n += n
+
+    def take_all(self) -> int:
+        with self._lock:
+            n, self._n = self._n, 0
+            return n
+
+
+class MeteredReader(io.RawIOBase):
+    """A window [offset, offset+length) of a file, read in small chunks through the bandwidth cap."""
+
+    def __init__(self, path: Path, offset: int, length: int, bucket: TokenBucket, meter: Meter) -> None:
+        super().__init__()
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start = offset
+        self._len = length
+        self._pos = 0
+        self._bucket = bucket
+        self._meter = meter
+        self._f.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self._len
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._len - self._pos
+        n = min(CHUNK, left if size is None or size < 0 else min(size, left))
+        if n <= 0:
+            return b""
+        self._bucket.take(n)
+        data = self._f.read(n)
+        self._pos += len(data)
+        self._meter.add(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._len}[whence]
+        self._pos = max(0, min(self._len, base + offset))
+        self._f.seek(self._start + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def period_start(now: datetime, reset_day: int) -> datetime:
+    """Start (00:00 UTC on the reset day) of the budget period containing `now`."""
+    if now.day >= reset_day:
+        return datetime(now.year, now.month, reset_day, tzinfo=UTC)
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return datetime(year, month, reset_day, tzinfo=UTC)
+
+
+class DataBudget:
+    """Monthly data budget kept in agent.db (upload_meta 'usage:<period start>'). 0 MB = unlimited."""
+
+    def __init__(self, budget_mb: float, reset_day: int, clock: Clock) -> None:
+        self.budget_bytes = int(budget_mb * 1_000_000)
+        self._reset_day = reset_day
+        self._clock = clock
+
+    def period(self) -> str:
+        return iso_utc(period_start(self._clock.now(), self._reset_day).timestamp())
+
+    def used(self, queue: UploadQueue) -> int:
+        return int(queue.meta(f"usage:{self.period()}") or 0)
+
+    def add(self, queue: UploadQueue, n: int) -> None:
+        if n > 0:
+            queue.conn.execute(
+                "INSERT INTO upload_meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+                "SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+                (f"usage:{self.period()}", str(n)),
+            )
+
+    def allows(self, queue: UploadQueue, size: int) -> bool:
+        """May a clip of `size` bytes go now? Snapshots and metadata never ask."""
+        return self.budget_bytes <= 0 or self.used(queue) + size <= self.budget_bytes

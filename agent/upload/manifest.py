@@ -1,0 +1,144 @@
+"""Per-event manifest.json: what the unit recorded, hashed, signed with the unit's Ed25519 key, chained.
+
+Written at intake next to the event's files and uploaded first; each manifest carries the SHA-256 of
+the previous one, so a missing, reordered or altered clip is detectable later (verify_* for export).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agent import __version__
+from agent.errors import ConfigError, InputError
+from agent.fsutil import atomic_write_bytes, sha256_file
+from agent.outbox import EventRecord
+
+SCHEMA = 1
+MANIFEST_NAME = "manifest.json"
+DEFAULT_KEY = Path("keys") / "manifest_ed25519.pem"
+
+
+class ManifestError(InputError):
+    """A manifest is malformed, its signature is wrong, a file differs from it or the chain is broken."""
+
+
+def load_signing_key(path: Path | None, data_dir: Path) -> Ed25519PrivateKey:
+    """The unit's key: the configured PEM file, or one created (0600) under data_dir on first use."""
+    if path is not None:
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"upload.signing_key: cannot load {path}: {err}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"upload.signing_key: {path} is not an Ed25519 private key")
+        return key
+    default = data_dir / DEFAULT_KEY
+    if not default.exists():
+        default.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        atomic_write_bytes(default, pem, mode=0o600)
+    return load_signing_key(default, data_dir)
+
+
+def public_key_b64(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {k: v for k, v in doc.items() if k != "signature"}, sort_keys=True, separators=(",", ":")
+    ).encode()
+
+
+def build_manifest(
+    record: EventRecord, unit_id: str, previous_sha256: str | None, key: Ed25519PrivateKey
+) -> bytes:
+    """The signed manifest bytes for an event; deterministic for the same inputs."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "event_id": record.event_id,
+        "unit_id": unit_id,
+        "site": record.site,
+        "start": record.start,
+        "end": record.end,
+        "clip_start": record.clip_start,
+        "clip_end": record.clip_end,
+        "clock_synced": record.clock_synced,
+        "software_version": record.software_version,
+        "uploader_version": __version__,
+        "files": [
+            {
+                "name": Path(f.path).name,
+                "role": f.role,
+                "size": f.size,
+                "sha256": f.sha256,
+                "content_type": f.content_type,
+            }
+            for f in record.files
+        ],
+        "previous_manifest_sha256": previous_sha256,
+        "public_key": public_key_b64(key),
+    }
+    doc["signature"] = base64.b64encode(key.sign(_canonical(doc))).decode()
+    return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def verify_manifest(raw: bytes, public_key: bytes | None = None) -> dict[str, Any]:
+    """Parse a manifest and check its signature (against `public_key`, raw 32 bytes, when given)."""
+    try:
+        doc = json.loads(raw)
+        signature = base64.b64decode(doc["signature"])
+        embedded = base64.b64decode(doc["public_key"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ManifestError(f"malformed manifest: {err}") from None
+    if public_key is not None and embedded != public_key:
+        raise ManifestError(f"manifest {doc.get('event_id')}: signed by another key")
+    try:
+        Ed25519PublicKey.from_public_bytes(embedded).verify(signature, _canonical(doc))
+    except (InvalidSignature, ValueError):
+        raise ManifestError(f"manifest {doc.get('event_id')}: bad signature") from None
+    return doc
+
+
+def verify_files(doc: dict[str, Any], folder: Path) -> None:
+    """Check that every file the manifest names is in `folder` with its size and SHA-256."""
+    for f in doc["files"]:
+        path = folder / f["name"]
+        if not path.is_file():
+            raise ManifestError(f"{doc['event_id']}: {f['name']} is missing")
+        if path.stat().st_size != f["size"] or sha256_file(path) != f["sha256"]:
+            raise ManifestError(f"{doc['event_id']}: {f['name']} differs from its manifest")
+
+
+def verify_chain(manifests: list[bytes], public_key: bytes | None = None) -> list[dict[str, Any]]:
+    """Verify signatures and links of consecutive manifests (oldest first); a gap or edit raises."""
+    docs = []
+    previous: bytes | None = None
+    for raw in manifests:
+        doc = verify_manifest(raw, public_key)
+        if previous is not None and doc["previous_manifest_sha256"] != hashlib.sha256(previous).hexdigest():
+            raise ManifestError(
+                f"manifest {doc['event_id']}: chain broken (previous manifest missing or altered)"
+            )
+        docs.append(doc)
+        previous = raw
+    return docs
+
+
+def write_manifest(folder: Path, raw: bytes) -> Path:
+    path = folder / MANIFEST_NAME
+    atomic_write_bytes(path, raw, mode=0o640)
+    os.chmod(path, 0o640)
+    return path

@@ -1,0 +1,451 @@
+"""Durable upload queue: outbox events become jobs in agent.db (SQLite WAL); the lanes pick jobs from it.
+
+Every change is one short transaction, so a row is either before or after a step after kill -9; job
+states are Enums stored as text; ACTIVE jobs found at start-up were interrupted and go back to PENDING.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from pathlib import Path
+
+from agent.outbox import OUTBOX_DIR
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # waiting for its turn (or for the link)
+    ACTIVE = "active"  # being uploaded now
+    HELD = "held"  # a clip past the monthly data budget: kept locally until next period or a request
+    REFUSED = "refused"  # definitive refusal (403, 400, bad bucket): logged loudly, retried slowly
+    MISSING = "missing"  # the local file vanished, is unreadable or differs from its record
+    DONE = "done"  # in the bucket and verified (or, for a notification, acknowledged)
+
+
+class JobKind(StrEnum):
+    MANIFEST = "manifest"
+    FILE = "file"  # snapshot, snapshot_boxes, any small file of the event
+    CLIP = "clip"
+    NOTIFY = "notify"  # event notification to the control room
+
+
+class EventState(StrEnum):
+    QUEUED = "queued"
+    COMPLETE = "complete"  # every job done
+    REJECTED = "rejected"  # corrupt outbox record: nothing to upload until it is fixed
+
+
+class Lane(StrEnum):
+    FAST = "fast"  # manifest, snapshots, notifications: small, never held by the budget
+    BULK = "bulk"  # clips
+
+
+class Priority(IntEnum):
+    NORMAL = 0
+    HIGH = 10  # a control-room request: jumps the queue and passes the data budget
+
+
+# Stages order an event's jobs: metadata and snapshot, then the first notification, the clip, the last.
+STAGE = {"manifest": 0, "file": 0, "notify_snapshot": 1, "clip": 2, "notify_clip": 3}
+RETRYABLE = (JobState.PENDING, JobState.REFUSED, JobState.MISSING)
+NOT_BLOCKING = (JobState.DONE.value, JobState.MISSING.value)
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS upload_events (
+    event_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    error TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    budget_override INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    completed_at REAL
+);
+CREATE TABLE IF NOT EXISTS upload_jobs (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL REFERENCES upload_events(event_id),
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    path TEXT,
+    key TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT,
+    content_type TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    upload_id TEXT,
+    created_at REAL NOT NULL,
+    done_at REAL,
+    UNIQUE(event_id, role)
+);
+CREATE INDEX IF NOT EXISTS upload_jobs_pick ON upload_jobs(lane, state, retry_at);
+CREATE TABLE IF NOT EXISTS upload_parts (
+    job_id INTEGER NOT NULL REFERENCES upload_jobs(id),
+    part_number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksum_sha256 TEXT NOT NULL,
+    PRIMARY KEY (job_id, part_number)
+);
+CREATE TABLE IF NOT EXISTS upload_stale (
+    upload_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    event_id: str
+    kind: JobKind
+    role: str
+    lane: Lane
+    stage: int
+    path: str | None
+    key: str | None
+    size: int
+    sha256: str | None
+    content_type: str | None
+    state: JobState
+    attempts: int
+    upload_id: str | None
+    priority: int
+    budget_override: bool
+
+
+@dataclass(frozen=True)
+class NewJob:
+    kind: JobKind
+    role: str
+    lane: Lane
+    path: str | None = None
+    key: str | None = None
+    size: int = 0
+    sha256: str | None = None
+    content_type: str | None = None
+
+    @property
+    def stage(self) -> int:
+        return STAGE.get(self.role, STAGE[self.kind.value])
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    size: int
+    etag: str
+    checksum_sha256: str
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    pending: int
+    active: int
+    held: int
+    failed: int
+    pending_bytes: int
+    oldest_pending_at: float | None
+    last_success_at: float | None
+    rejected_events: int
+
+
+_JOB_COLS = (
+    "j.id, j.event_id, j.kind, j.role, j.lane, j.stage, j.path, j.key, j.size, j.sha256, j.content_type, "
+    "j.state, j.attempts, j.upload_id, e.priority, e.budget_override"
+)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        row[0],
+        row[1],
+        JobKind(row[2]),
+        row[3],
+        Lane(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        JobState(row[11]),
+        row[12],
+        row[13],
+        row[14],
+        bool(row[15]),
+    )
+
+
+class UploadQueue:
+    """The queue tables of agent.db. One instance per thread (a sqlite connection is per thread)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        conn.executescript(SCHEMA_SQL)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- intake -------------------------------------------------------------------------------
+    def known_event(self, event_id: str) -> EventState | None:
+        row = self.conn.execute("SELECT state FROM upload_events WHERE event_id = ?", (event_id,)).fetchone()
+        return EventState(row[0]) if row else None
+
+    def add_event(self, event_id: str, jobs: list[NewJob], now: float, meta: dict[str, str]) -> None:
+        """Queue an event's jobs and update meta rows (manifest chain head) in one transaction."""
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM upload_events WHERE event_id = ? AND state = ?",
+                (event_id, EventState.REJECTED.value),
+            )
+            c.execute(
+                "INSERT INTO upload_events(event_id, state, created_at) VALUES (?, ?, ?)",
+                (event_id, EventState.QUEUED.value, now),
+            )
+            for j in jobs:
+                c.execute(
+                    "INSERT INTO upload_jobs(event_id, kind, role, lane, stage, path, key, size, sha256, "
+                    "content_type, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event_id,
+                        j.kind.value,
+                        j.role,
+                        j.lane.value,
+                        j.stage,
+                        j.path,
+                        j.key,
+                        j.size,
+                        j.sha256,
+                        j.content_type,
+                        JobState.PENDING.value,
+                        now,
+                    ),
+                )
+            for name, value in meta.items():
+                c.execute(
+                    "INSERT INTO upload_meta(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+
+    def reject_event(self, event_id: str, error: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO upload_events(event_id, state, error, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(event_id) DO UPDATE SET error = excluded.error WHERE state = ?",
+            (event_id, EventState.REJECTED.value, error, now, EventState.REJECTED.value),
+        )
+
+    def meta(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM upload_meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO upload_meta(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # --- lanes --------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """At start-up: jobs left ACTIVE by a crash go back to PENDING, and every wait restarts."""
+        with self._tx() as c:
+            n = c.execute(
+                "UPDATE upload_jobs SET state = ? WHERE state = ?",
+                (JobState.PENDING.value, JobState.ACTIVE.value),
+            ).rowcount
+            c.execute("UPDATE upload_jobs SET retry_at = 0 WHERE state != ?", (JobState.DONE.value,))
+        return n
+
+    def next_job(self, lane: Lane, now: float, max_wait_s: float) -> Job | None:
+        """The best eligible job of a lane: priority, then stage (snapshots before clips), then age."""
+        states = ",".join(f"'{s.value}'" for s in RETRYABLE)
+        blocking = ",".join(f"'{s}'" for s in NOT_BLOCKING)
+        row = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM upload_jobs j JOIN upload_events e USING(event_id) "  # noqa: S608
+            f"WHERE j.lane = ? AND j.state IN ({states}) AND (j.retry_at <= ? OR j.retry_at > ?) "
+            f"AND NOT EXISTS (SELECT 1 FROM upload_jobs b WHERE b.event_id = j.event_id "
+            f"AND b.stage < j.stage AND b.state NOT IN ({blocking})) "
+            "ORDER BY e.priority DESC, j.stage ASC, j.id ASC LIMIT 1",
+            (lane.value, now, now + max_wait_s),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def get(self, job_id: int) -> Job:
+        row = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM upload_jobs j JOIN upload_events e USING(event_id) WHERE j.id = ?",  # noqa: S608
+            (job_id,),
+        ).fetchone()
+        return _job(row)
+
+    def set_state(
+        self,
+        job_id: int,
+        state: JobState,
+        error: str | None = None,
+        retry_at: float = 0.0,
+        now: float | None = None,
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE upload_jobs SET state = ?, last_error = ?, retry_at = ?, done_at = ?, "
+                "attempts = attempts + ? WHERE id = ?",
+                (
+                    state.value,
+                    error,
+                    retry_at,
+                    now if state is JobState.DONE else None,
+                    1 if state in (JobState.REFUSED, JobState.MISSING) else 0,
+                    job_id,
+                ),
+            )
+            if state is JobState.DONE:
+                c.execute("DELETE FROM upload_parts WHERE job_id = ?", (job_id,))
+                c.execute(
+                    "UPDATE upload_events SET state = ?, completed_at = ? WHERE event_id = "
+                    "(SELECT event_id FROM upload_jobs WHERE id = ?) AND NOT EXISTS (SELECT 1 FROM "
+                    "upload_jobs WHERE event_id = upload_events.event_id AND state != ?)",
+                    (EventState.COMPLETE.value, now, job_id, JobState.DONE.value),
+                )
+
+    def hold_clips_over(self, allowed: bool) -> None:
+        """Release HELD clips when the budget allows again (new period)."""
+        if allowed:
+            self.conn.execute(
+                "UPDATE upload_jobs SET state = ? WHERE state = ?",
+                (JobState.PENDING.value, JobState.HELD.value),
+            )
+
+    def request_event(self, event_id: str) -> bool:
+        """A control-room request: the event jumps the queue and its clip passes the data budget."""
+        with self._tx() as c:
+            n = c.execute(
+                "UPDATE upload_events SET priority = ?, budget_override = 1 WHERE event_id = ?",
+                (int(Priority.HIGH), event_id),
+            ).rowcount
+            c.execute(
+                "UPDATE upload_jobs SET state = ?, retry_at = 0 WHERE event_id = ? AND state IN (?, ?)",
+                (JobState.PENDING.value, event_id, JobState.HELD.value, JobState.REFUSED.value),
+            )
+        return n > 0
+
+    # --- multipart ----------------------------------------------------------------------------
+    def set_upload_id(self, job_id: int, upload_id: str | None) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM upload_parts WHERE job_id = ?", (job_id,))
+            c.execute("UPDATE upload_jobs SET upload_id = ? WHERE id = ?", (upload_id, job_id))
+
+    def parts(self, job_id: int) -> dict[int, Part]:
+        rows = self.conn.execute(
+            "SELECT part_number, size, etag, checksum_sha256 FROM upload_parts WHERE job_id = ?", (job_id,)
+        ).fetchall()
+        return {r[0]: Part(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def replace_parts(self, job_id: int, parts: list[Part]) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM upload_parts WHERE job_id = ?", (job_id,))
+            for p in parts:
+                self._insert_part(c, job_id, p)
+
+    def add_part(self, job_id: int, part: Part) -> None:
+        self._insert_part(self.conn, job_id, part)
+
+    @staticmethod
+    def _insert_part(c: sqlite3.Connection, job_id: int, p: Part) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO upload_parts(job_id, part_number, size, etag, checksum_sha256) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (job_id, p.number, p.size, p.etag, p.checksum_sha256),
+        )
+
+    def add_stale(self, upload_id: str, key: str) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO upload_stale(upload_id, key) VALUES (?, ?)", (upload_id, key)
+        )
+
+    def stale(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT upload_id, key FROM upload_stale")]
+
+    def drop_stale(self, upload_id: str) -> None:
+        self.conn.execute("DELETE FROM upload_stale WHERE upload_id = ?", (upload_id,))
+
+    # --- reading ------------------------------------------------------------------------------
+    def done_jobs(self, event_id: str) -> list[Job]:
+        rows = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM upload_jobs j JOIN upload_events e USING(event_id) "  # noqa: S608
+            "WHERE j.event_id = ? AND j.state = ? ORDER BY j.id",
+            (event_id, JobState.DONE.value),
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def stats(self) -> QueueStats:
+        c = self.conn
+        by_state = dict(c.execute("SELECT state, COUNT(*) FROM upload_jobs GROUP BY state").fetchall())
+        pending_bytes, oldest = c.execute(
+            "SELECT COALESCE(SUM(size), 0), MIN(created_at) FROM upload_jobs WHERE state != ? AND kind != ?",
+            (JobState.DONE.value, JobKind.NOTIFY.value),
+        ).fetchone()
+        last = c.execute("SELECT MAX(done_at) FROM upload_jobs WHERE state = ?", (JobState.DONE.value,))
+        rejected = c.execute(
+            "SELECT COUNT(*) FROM upload_events WHERE state = ?", (EventState.REJECTED.value,)
+        )
+        return QueueStats(
+            pending=by_state.get(JobState.PENDING.value, 0),
+            active=by_state.get(JobState.ACTIVE.value, 0),
+            held=by_state.get(JobState.HELD.value, 0),
+            failed=by_state.get(JobState.REFUSED.value, 0) + by_state.get(JobState.MISSING.value, 0),
+            pending_bytes=pending_bytes,
+            oldest_pending_at=oldest,
+            last_success_at=last.fetchone()[0],
+            rejected_events=rejected.fetchone()[0],
+        )
+
+    def open_jobs(self) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT j.event_id, j.role, j.state, j.size, j.attempts, j.last_error, j.created_at, "
+            "(SELECT COUNT(*) FROM upload_parts p WHERE p.job_id = j.id) AS parts "
+            "FROM upload_jobs j WHERE j.state != ? ORDER BY j.id",
+            (JobState.DONE.value,),
+        ).fetchall()
+
+    def rejected_events(self) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT event_id, error, created_at FROM upload_events WHERE state = ?",
+            (EventState.REJECTED.value,),
+        ).fetchall()
+
+
+def pending_event_ids(conn: sqlite3.Connection, data_dir: Path) -> set[str]:
+    """Events whose files retention must keep: queued and not complete, or published but not yet queued.
+
+    Retention deletes an event's folder only if its id is not in this set.
+    """
+    UploadQueue(conn)
+    complete = {
+        r[0]
+        for r in conn.execute(
+            "SELECT event_id FROM upload_events WHERE state = ?", (EventState.COMPLETE.value,)
+        )
+    }
+    queued = {r[0] for r in conn.execute("SELECT event_id FROM upload_events")}
+    outbox = data_dir / OUTBOX_DIR
+    published = {p.stem for p in outbox.glob("*.json")} if outbox.is_dir() else set()
+    return (queued | published) - complete

@@ -1,0 +1,316 @@
+"""S3 side of the upload lanes: a boto3 client from cfg.upload, single PUTs and resumable multipart.
+
+Errors are sorted here into transport (wait and retry, never give up), definitive refusals (loud, slow
+retry) and clock skew (the signing clock is corrected from the server's Date header, then retried).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.auth
+import botocore.exceptions
+from botocore.auth import SIGV4_TIMESTAMP, S3SigV4Auth
+from botocore.config import Config as BotoConfig
+
+from agent.clock import Clock
+from agent.config import UploadConfig
+from agent.errors import PermanentError, TransientError
+from agent.upload.budget import Meter, MeteredReader, TokenBucket
+from agent.upload.queue import Job, Part, UploadQueue
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+SIGNER = "cctv-s3v4"
+SKEW_CODES = {"RequestTimeTooSkewed", "RequestExpired", "SignatureDoesNotMatch-skew"}
+TRANSIENT_CODES = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable", "Throttling"}
+
+
+class SkewError(TransientError):
+    """The server refused our request time; the signing clock has been corrected, retry at once."""
+
+
+class ClockOffset:
+    """Seconds to add to the unit clock when signing (learnt from a RequestTimeTooSkewed answer)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.offset_s = 0.0
+
+    def now(self) -> float:
+        with self._lock:
+            return self._clock.time() + self.offset_s
+
+    def correct(self, server_time: float) -> float:
+        with self._lock:
+            self.offset_s = server_time - self._clock.time()
+            return self.offset_s
+
+
+class _OffsetSigV4(S3SigV4Auth):
+    """S3 SigV4 signing with the request time taken from the unit's corrected clock."""
+
+    def add_auth(self, request: Any) -> None:
+        if self.credentials is None:
+            raise botocore.exceptions.NoCredentialsError()
+        now: Callable[[], float] = request.context["cctv_now"]
+        when = datetime.fromtimestamp(now(), UTC).replace(tzinfo=None)
+        request.context["timestamp"] = when.strftime(SIGV4_TIMESTAMP)
+        self._modify_request_before_signing(request)
+        canonical = self.canonical_request(request)
+        self._inject_signature_to_request(
+            request, self.signature(self.string_to_sign(request, canonical), request)
+        )
+
+
+botocore.auth.AUTH_TYPE_MAPS.setdefault(SIGNER, _OffsetSigV4)  # a constant registration, done once
+
+
+def make_client(cfg: UploadConfig, offset: ClockOffset) -> Any:
+    """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), timeouts, no hidden retries."""
+    session = boto3.session.Session(
+        aws_access_key_id=cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
+        aws_secret_access_key=cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None,
+        region_name=cfg.region,
+    )
+    client = session.client(
+        "s3",
+        endpoint_url=cfg.endpoint_url,
+        verify=str(cfg.ca_bundle) if cfg.ca_bundle else True,
+        config=BotoConfig(
+            connect_timeout=cfg.timeout_s,
+            read_timeout=cfg.timeout_s,
+            retries={"total_max_attempts": 1},
+            tcp_keepalive=True,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": False, "addressing_style": "path" if cfg.endpoint_url else "auto"},
+        ),
+    )
+    client.meta.events.register(
+        "choose-signer.s3",
+        lambda signature_version, **_: SIGNER if signature_version in ("v4", "s3v4") else None,
+    )
+    client.meta.events.register(
+        "before-sign.s3", lambda request, **_: request.context.update(cctv_now=offset.now)
+    )
+    return client
+
+
+def classify(err: Exception, offset: ClockOffset) -> Exception:
+    """Map a boto3 failure to TransientError (wait), SkewError (corrected) or PermanentError (refused)."""
+    if isinstance(err, botocore.exceptions.ClientError):
+        info = err.response.get("Error", {})
+        code = str(info.get("Code", ""))
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = f"{code or status}: {info.get('Message', '')}".strip()
+        if code in SKEW_CODES:
+            date = err.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+            server_time = info.get("ServerTime")
+            try:
+                when = (
+                    datetime.fromisoformat(server_time.replace("Z", "+00:00"))
+                    if server_time
+                    else parsedate_to_datetime(date)
+                )
+            except (TypeError, ValueError):
+                return TransientError(f"{msg} (no server time to correct from)")
+            fixed = offset.correct(when.timestamp())
+            log.warning("S3 says our clock is skewed: signing clock corrected by %+.1f s", fixed)
+            return SkewError(msg)
+        if status >= 500 or code in TRANSIENT_CODES or status in (408, 429):
+            return TransientError(msg)
+        return PermanentError(msg)
+    if isinstance(err, (botocore.exceptions.NoCredentialsError, botocore.exceptions.ParamValidationError)):
+        return PermanentError(str(err))
+    if isinstance(err, (botocore.exceptions.BotoCoreError, OSError)):
+        return TransientError(f"{type(err).__name__}: {err}")
+    return err
+
+
+def b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def b64_of_hex(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+@dataclass
+class S3Target:
+    client: Any
+    bucket: str
+    bandwidth: TokenBucket
+    meter: Meter
+    part_size: int
+    threshold: int
+
+
+def object_metadata(job: Job, unit_id: str) -> dict[str, str]:
+    return {"sha256": job.sha256 or "", "event-id": job.event_id, "unit-id": unit_id, "role": job.role}
+
+
+def put_small(t: S3Target, job: Job, path: Path, unit_id: str) -> dict[str, Any]:
+    """One PUT with the file's SHA-256 as S3 checksum and in metadata; returns the response."""
+    body = MeteredReader(path, 0, job.size, t.bandwidth, t.meter)
+    try:
+        return t.client.put_object(
+            Bucket=t.bucket,
+            Key=job.key,
+            Body=body,
+            ContentLength=job.size,
+            ContentType=job.content_type or "application/octet-stream",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=b64_of_hex(job.sha256 or ""),
+            Metadata=object_metadata(job, unit_id),
+        )
+    finally:
+        body.close()
+
+
+def _server_parts(t: S3Target, job: Job) -> list[dict[str, Any]] | None:
+    """Parts the server holds for the job's UploadId; None if the upload is gone."""
+    parts: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"Bucket": t.bucket, "Key": job.key, "UploadId": job.upload_id}
+    while True:
+        try:
+            page = t.client.list_parts(**kwargs)
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return None
+            raise
+        parts.extend(page.get("Parts", []))
+        if not page.get("IsTruncated"):
+            return parts
+        kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
+
+
+def part_plan(size: int, part_size: int) -> list[tuple[int, int, int]]:
+    """(part number, offset, length) for every part of a file."""
+    return [(i + 1, off, min(part_size, size - off)) for i, off in enumerate(range(0, size, part_size))]
+
+
+def _resume(
+    t: S3Target, job: Job, queue: UploadQueue, plan: dict[int, int], unit_id: str
+) -> tuple[str, dict[int, Part]]:
+    """Reconcile the persisted parts with ListParts; start a new upload if the old one is gone."""
+    if job.upload_id:
+        server = _server_parts(t, job)
+        if server is not None:
+            mine = queue.parts(job.id)
+            good = []
+            for sp in server:
+                n = sp["PartNumber"]
+                if plan.get(n) == sp["Size"] and (n in mine or sp.get("ChecksumSHA256")):
+                    good.append(
+                        Part(n, sp["Size"], sp["ETag"], sp.get("ChecksumSHA256") or mine[n].checksum_sha256)
+                    )
+            queue.replace_parts(job.id, good)
+            log.info("%s: resuming upload with %d of %d parts already in", job.key, len(good), len(plan))
+            return job.upload_id, {p.number: p for p in good}
+        log.warning("%s: multipart upload %s is gone; starting again", job.key, job.upload_id)
+        queue.add_stale(job.upload_id, job.key or "")
+    resp = t.client.create_multipart_upload(
+        Bucket=t.bucket,
+        Key=job.key,
+        ContentType=job.content_type or "application/octet-stream",
+        ChecksumAlgorithm="SHA256",
+        Metadata=object_metadata(job, unit_id),
+    )
+    queue.set_upload_id(job.id, resp["UploadId"])
+    return resp["UploadId"], {}
+
+
+def put_multipart(t: S3Target, job: Job, path: Path, queue: UploadQueue, unit_id: str) -> dict[str, Any]:
+    """Resumable multipart upload: only the parts the server lacks are sent; returns Complete's answer."""
+    plan = part_plan(job.size, t.part_size)
+    upload_id, done = _resume(t, job, queue, {n: ln for n, _, ln in plan}, unit_id)
+    for number, offset, length in plan:
+        if number in done:
+            continue
+        with open(path, "rb") as f:
+            f.seek(offset)
+            checksum = b64_sha256(f.read(length))
+        body = MeteredReader(path, offset, length, t.bandwidth, t.meter)
+        try:
+            resp = t.client.upload_part(
+                Bucket=t.bucket,
+                Key=job.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentLength=length,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+            )
+        finally:
+            body.close()
+        done[number] = Part(number, length, resp["ETag"], checksum)
+        queue.add_part(job.id, done[number])
+    parts = [
+        {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256}
+        for p in sorted(done.values(), key=lambda p: p.number)
+    ]
+    return t.client.complete_multipart_upload(
+        Bucket=t.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+
+
+def verify(t: S3Target, job: Job, written: dict[str, Any], can_head: list[bool]) -> str:
+    """HEAD the object: size, SHA-256 metadata and (single PUT) S3 checksum must match what we sent.
+
+    A least-privilege unit may not be allowed to HEAD (s3:GetObject): then the write's own answer,
+    which S3 only gives after checking our SHA-256, is the verification; returns how it was verified.
+    """
+    sent = b64_of_hex(job.sha256 or "")
+    answer = written.get("ChecksumSHA256")
+    if answer and "-" not in answer and job.size < t.threshold and answer != sent:
+        raise TransientError(f"{job.key}: S3 answered checksum {answer}, we sent {sent}")
+    if not can_head[0]:
+        return "write-response"
+    try:
+        head = t.client.head_object(Bucket=t.bucket, Key=job.key, ChecksumMode="ENABLED")
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+            log.info("HEAD is not allowed by this unit's policy: verifying by the write responses")
+            can_head[0] = False
+            return "write-response"
+        raise
+    problems = []
+    if head["ContentLength"] != job.size:
+        problems.append(f"size {head['ContentLength']} != {job.size}")
+    if head.get("Metadata", {}).get("sha256") != job.sha256:
+        problems.append("sha256 metadata differs")
+    checksum = head.get("ChecksumSHA256")
+    if checksum and "-" not in checksum and job.size < t.threshold and checksum != sent:
+        problems.append("S3 checksum differs")
+    if problems:
+        raise TransientError(f"{job.key}: verification failed: {', '.join(problems)}")
+    return "head"
+
+
+def abort_stale(t: S3Target, queue: UploadQueue) -> int:
+    """Abort multipart uploads this unit started and abandoned (recorded in upload_stale)."""
+    n = 0
+    for upload_id, key in queue.stale():
+        try:
+            t.client.abort_multipart_upload(Bucket=t.bucket, Key=key, UploadId=upload_id)
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                log.warning("cannot abort stale upload of %s: %s", key, err)
+                continue
+        queue.drop_stale(upload_id)
+        n += 1
+    return n

@@ -1,0 +1,207 @@
+"""Fixtures for the upload tests: a real S3 server over HTTP (moto server mode), buckets, unit configs,
+events published to the outbox exactly as events.py does, and the fault-injecting proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from agent.clock import iso_utc
+from agent.config import Config, parse_config
+from agent.fsutil import atomic_write_bytes
+from agent.outbox import EventFile, EventRecord, publish_event
+from tests.upload.faultproxy import FaultProxy
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+UNIT = "herts-mcu-001"
+REGION = "eu-west-2"
+ADMIN = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def admin_client(url: str) -> Any:
+    return boto3.client("s3", endpoint_url=url, region_name=REGION, **ADMIN)
+
+
+@pytest.fixture
+def bucket(moto_url: str) -> str:
+    name = f"cctv-{uuid.uuid4().hex[:12]}"
+    admin_client(moto_url).create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return name
+
+
+@pytest.fixture
+def s3_admin(moto_url: str) -> Any:
+    return admin_client(moto_url)
+
+
+def make_config(
+    data_dir: Path,
+    endpoint: str,
+    bucket: str,
+    unit: str = UNIT,
+    creds: dict[str, str] | None = None,
+    **upload: Any,
+) -> Config:
+    creds = creds or ADMIN
+    status = upload.pop("status", None)
+    up = {
+        "endpoint_url": endpoint,
+        "region": REGION,
+        "bucket": bucket,
+        "access_key_id": creds["aws_access_key_id"],
+        "secret_access_key": creds["aws_secret_access_key"],
+        "multipart_threshold_mb": 8,
+        "part_size_mb": 5,
+        "timeout_s": 5,
+        "monthly_budget_mb": 0,
+    }
+    up.update(upload)
+    data = {"unit": {"id": unit, "site": "High St north", "data_dir": str(data_dir)}, "upload": up}
+    if status:
+        data["status"] = status
+    return parse_config(data, env={})
+
+
+def event_id_for(unit: str, ts: float) -> str:
+    return f"{unit}-{datetime.fromtimestamp(ts, UTC):%Y%m%dT%H%M%S}.{int(ts * 1000) % 1000:03d}Z"
+
+
+def publish(
+    data_dir: Path,
+    ts: float,
+    clip: bytes,
+    snapshot: bytes | None = None,
+    unit: str = UNIT,
+    publish_record: bool = True,
+) -> EventRecord:
+    """Write an event's files under events/<id>/ and publish its outbox record, as events.py does."""
+    eid = event_id_for(unit, ts)
+    snapshot = snapshot if snapshot is not None else os.urandom(20_000)
+    files = []
+    for role, name, data, ctype in (
+        ("snapshot", "snapshot.jpg", snapshot, "image/jpeg"),
+        ("clip", "clip.mp4", clip, "video/mp4"),
+    ):
+        rel = f"events/{eid}/{name}"
+        atomic_write_bytes(data_dir / rel, data)
+        files.append(EventFile(role, rel, len(data), hashlib.sha256(data).hexdigest(), ctype))
+    rec = EventRecord(
+        event_id=eid,
+        unit_id=unit,
+        site="High St north",
+        start=iso_utc(ts),
+        end=iso_utc(ts + 4),
+        clip_start=iso_utc(ts - 5),
+        clip_end=iso_utc(ts + 14),
+        peak_score=0.3,
+        peak_time=iso_utc(ts + 1),
+        boxes=[[0.1, 0.2, 0.05, 0.1]],
+        clock_synced=True,
+        software_version="0.1.0",
+        created_at=iso_utc(ts + 15),
+        files=files,
+    )
+    if publish_record:
+        publish_event(data_dir, rec)
+    return rec
+
+
+@pytest.fixture
+def publish_events(tmp_path: Path) -> Callable[..., list[EventRecord]]:
+    base = time.time() - 3600
+
+    def _publish(
+        n: int, clip_size: int = 50_000, data_dir: Path | None = None, offset: float = 0, **kw: Any
+    ) -> list[EventRecord]:
+        return [
+            publish(data_dir or tmp_path / "data", base + offset + i * 30, os.urandom(clip_size), **kw)
+            for i in range(n)
+        ]
+
+    return _publish
+
+
+@pytest.fixture
+def proxy(moto_url: str) -> Iterator[FaultProxy]:
+    host, port = moto_url.removeprefix("http://").split(":")
+    p = FaultProxy(host, int(port)).start()
+    yield p
+    p.stop()
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll a condition on real time (the S3 server and the network are real); fail naming it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
+    out: dict[str, int] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def iam_moto() -> Iterator[str]:
+    """A moto server in its own process that enforces IAM (auth switched on after set-up)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url), 15, "IAM moto server")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/moto-api/", timeout=1).status_code < 500
+    except requests.RequestException:
+        return False

@@ -1,0 +1,177 @@
+"""A fault-injecting TCP proxy between the uploader and S3, for tests and benchmarks/upload.py.
+
+asyncio on its own thread: throttles to a bit rate (one shared link per direction, like a 4G uplink),
+adds one-way latency, resets connections after N upstream bytes, stalls, or cuts the link entirely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+CHUNK = 4096
+
+
+@dataclass
+class LinkState:
+    rate_bps: float = 0.0  # bits per second each way; 0 = unlimited
+    latency_s: float = 0.0  # added one-way delay
+    reset_after: int | None = None  # reset every connection once this many more upstream bytes passed
+    stalled: bool = False  # hold all data, keep connections open
+    cut: bool = False  # refuse and reset everything
+    bytes_up: int = 0  # client -> server bytes forwarded (what the uplink carried)
+    bytes_down: int = 0
+    resets: int = 0
+    next_free: dict[str, float] = field(default_factory=lambda: {"up": 0.0, "down": 0.0})
+
+
+def _rst(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+class FaultProxy:
+    """FaultProxy(host, port).start() -> .url; change .link fields (or use the helpers) at any time."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.link = LinkState()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="faultproxy", daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        ).result(5)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def _close() -> None:
+            assert self._server is not None
+            self._server.close()
+            for w in list(self._conns):
+                _rst(w)
+
+        asyncio.run_coroutine_threadsafe(_close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    # --- faults -------------------------------------------------------------------------------
+    def cut(self) -> None:
+        self.link.cut = True
+        self._loop.call_soon_threadsafe(self._reset_all)
+
+    def restore(self) -> None:
+        self.link.cut = False
+        self.link.stalled = False
+
+    def reset_after(self, n: int) -> None:
+        self.link.reset_after = self.link.bytes_up + n
+
+    def _reset_all(self) -> None:
+        for w in list(self._conns):
+            _rst(w)
+        self.link.resets += 1
+
+    # --- plumbing -----------------------------------------------------------------------------
+    async def _handle(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        if self.link.cut:
+            _rst(c_writer)
+            return
+        try:
+            s_reader, s_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            _rst(c_writer)
+            return
+        self._conns.update((c_writer, s_writer))
+        try:
+            await asyncio.gather(
+                self._pipe(c_reader, s_writer, "up", c_writer),
+                self._pipe(s_reader, c_writer, "down", s_writer),
+                return_exceptions=True,
+            )
+        finally:
+            for w in (c_writer, s_writer):
+                self._conns.discard(w)
+                w.transport.abort()
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        way: str,
+        other: asyncio.StreamWriter,
+    ) -> None:
+        """Reader side: timestamp chunks into a small queue (latency without limiting throughput)."""
+        fifo: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=64)
+        sender = asyncio.ensure_future(self._drain(fifo, writer, way, other))
+        try:
+            while not sender.done():
+                data = await reader.read(CHUNK)
+                await fifo.put((time.monotonic(), data))
+                if not data:
+                    break
+            await sender
+        finally:
+            sender.cancel()
+
+    async def _drain(
+        self,
+        fifo: asyncio.Queue[tuple[float, bytes]],
+        writer: asyncio.StreamWriter,
+        way: str,
+        other: asyncio.StreamWriter,
+    ) -> None:
+        while True:
+            arrived, data = await fifo.get()
+            if not data:
+                if writer.can_write_eof():
+                    writer.write_eof()
+                return
+            while self.link.stalled and not self.link.cut:
+                await asyncio.sleep(0.02)
+            if self.link.cut:
+                _rst(writer)
+                _rst(other)
+                return
+            if self.link.latency_s:
+                await asyncio.sleep(max(0.0, arrived + self.link.latency_s - time.monotonic()))
+            if way == "up" and self.link.reset_after is not None:
+                room = self.link.reset_after - self.link.bytes_up
+                if room <= len(data):
+                    await self._send(writer, data[: max(0, room)], way)
+                    self.link.reset_after = None
+                    self._reset_all()
+                    return
+            await self._send(writer, data, way)
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes, way: str) -> None:
+        if self.link.rate_bps > 0 and data:
+            now = time.monotonic()
+            start = max(now, self.link.next_free[way])
+            self.link.next_free[way] = start + len(data) * 8 / self.link.rate_bps
+            await asyncio.sleep(self.link.next_free[way] - now)
+        writer.write(data)
+        await writer.drain()
+        if way == "up":
+            self.link.bytes_up += len(data)
+        else:
+            self.link.bytes_down += len(data)
