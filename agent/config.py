@@ -133,6 +133,20 @@ class StatusConfig(Section):
     interval_s: float = Field(60.0, ge=5, le=3600)
     timeout_s: float = Field(10.0, gt=0, le=120)
     ca_bundle: Path | None = None
+    config_version: str = Field("", max_length=64, description="set by Ansible; reported in heartbeats")
+    gpsd: str = Field("127.0.0.1:2947", description="gpsd host:port; '' = no GPS")
+    modem: bool = Field(True, description="ask ModemManager (mmcli) for the 4G modem state")
+
+    @field_validator("url")
+    @classmethod
+    def _https_only(cls, v: str) -> str:
+        """TLS is never optional on the wire: plain http only to this machine (tests, a local proxy)."""
+        loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+        if v and not v.startswith("https://") and not any(
+            v == p or v.startswith((p + ":", p + "/")) for p in loopback
+        ):
+            raise ValueError("must be an https:// URL (plain http only to 127.0.0.1/localhost)")
+        return v
 
 
 class Config(Section):

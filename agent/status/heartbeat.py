@@ -1,0 +1,242 @@
+"""Heartbeat: builds the versioned JSON of docs/protocol.md from component state and probes, posts it.
+
+service.py calls build_payload() and HeartbeatClient.post() from its own thread; errors come back as
+TransientError (retry later) or PermanentError subclasses (Unauthorized: stop; Rejected: drop this one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from agent import __version__
+from agent.clock import Clock, iso_utc
+from agent.config import Config, StatusConfig
+from agent.errors import PermanentError, TransientError
+from agent.state import ComponentState
+from agent.status.instructions import ConfigVersion, Ping, UploadRange, parse_instructions
+from agent.status.probes import Probes
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+MAX_PAYLOAD_BYTES = 2048
+MAX_ACKS = 4  # ids acknowledged per heartbeat (at most 64 characters each); the rest wait for the next
+MAX_ERROR = 120
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class Unauthorized(PermanentError):
+    """401/403: the token is wrong or revoked; sending stops until the config changes."""
+
+    def __init__(self, message: str, revoked: bool) -> None:
+        super().__init__(message)
+        self.revoked = revoked
+
+
+class Rejected(PermanentError):
+    """400/413 or another definitive refusal of this heartbeat; the next one may be accepted."""
+
+
+def payload_time(value: Any) -> str | None:
+    """Any time a stage stored (epoch seconds, datetime, ISO text) as the protocol's RFC 3339 UTC form."""
+    try:
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int | float):
+            return iso_utc(float(value))
+        if isinstance(value, datetime):
+            return iso_utc(value.timestamp())
+        if isinstance(value, str) and value:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                return None  # naive times are ambiguous; never guess
+            return iso_utc(parsed.timestamp())
+    except (ValueError, OverflowError, OSError):
+        pass
+    return None
+
+
+def _num(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _text(value: Any, limit: int = 32) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _fields(row: ComponentState | None) -> dict[str, Any]:
+    return row.state if row is not None else {}
+
+
+def camera_block(row: ComponentState | None, now_mono: float, stall_s: float) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    s = row.state
+    state = _text(s.get("state"), 16)
+    if state == "ok" and now_mono - row.updated_mono > stall_s:
+        state = "stalled"  # the camera thread stopped reporting: it is hung, whatever it last said
+    return {
+        "state": state,
+        "fps": _num(s.get("fps")),
+        "last_frame_at": payload_time(s.get("last_frame_at")),
+        "restarts": _num(s.get("restarts")),
+        "error": _text(s.get("error"), MAX_ERROR),
+    }
+
+
+def build_payload(
+    cfg: Config,
+    states: dict[str, ComponentState],
+    counters: dict[str, int],
+    probes: Probes,
+    clock: Clock,
+    *,
+    seq: int,
+    reason: str,
+    acked: list[str],
+) -> dict[str, Any]:
+    """The heartbeat body (docs/protocol.md, schema 1); blocks with no source at all are null."""
+    rec, ret, mot, upl = (states.get(k) for k in ("recording", "retention", "motion", "upload"))
+    disk = probes.disk(cfg.unit.data_dir) or {}
+    up = _fields(upl)
+    budget = up.get("budget_bytes")
+    if budget is None and cfg.upload.monthly_budget_mb:
+        budget = int(cfg.upload.monthly_budget_mb * 1_000_000)
+    return {
+        "schema": SCHEMA,
+        "unit_id": cfg.unit.id,
+        "seq": seq,
+        "sent_at": iso_utc(clock.time()),
+        "reason": reason,
+        "software_version": __version__,
+        "boot_id": probes.boot_id(),
+        "uptime_s": probes.uptime_s(),
+        "clock": clock_block(probes, states.get("clock")),
+        "camera": camera_block(states.get("camera"), clock.monotonic(), cfg.camera.stall_timeout_s),
+        "recording": None if rec is None else {
+            "state": _text(rec.state.get("state"), 16),
+            "segment_seconds": _num(rec.state.get("segment_seconds", cfg.recording.segment_seconds)),
+            "last_segment_at": payload_time(rec.state.get("last_segment_at")),
+        },
+        "motion": None if mot is None else {
+            "last_event_at": payload_time(mot.state.get("last_event_at")),
+            "events_today": _num(mot.state.get("events_today")),
+        },
+        "disk": {
+            "total_bytes": disk.get("total_bytes", _num(_fields(ret).get("total_bytes"))),
+            "free_bytes": disk.get("free_bytes", _num(_fields(ret).get("free_bytes"))),
+            "oldest_footage_at": payload_time(
+                _fields(ret).get("oldest_footage_at") or _fields(rec).get("oldest_footage_at")
+            ),
+            "retention_days": _num(cfg.retention.max_age_days),
+            "events_lost": counters.get("events_lost", 0),
+        },
+        "uploads": None if upl is None else {
+            k: _num(up.get(k)) for k in ("pending", "pending_bytes", "oldest_pending_age_s", "failed")
+        } | {"last_success_at": payload_time(up.get("last_success_at")),
+             "held_by_budget": _num(up.get("held_by_budget"))},
+        "data": {
+            "period_start": payload_time(up.get("period_start")),
+            "used_bytes": _num(up.get("used_bytes")),
+            "budget_bytes": _num(budget),
+        },
+        "system": probes.system(),
+        "modem": probes.modem(),
+        "gps": probes.gps(),
+        "config_version": cfg.status.config_version or None,
+        "acked": acked[:MAX_ACKS],
+    }
+
+
+def clock_block(probes: Probes, row: ComponentState | None) -> dict[str, Any] | None:
+    """Clock sync from chrony/timedatectl, else what the agent's clock component reported."""
+    probed = probes.clock()
+    if probed is not None:
+        return probed
+    if row is None:
+        return None
+    s = row.state
+    synced = s.get("synced")
+    return {
+        "synced": synced if isinstance(synced, bool) else None,
+        "offset_s": _num(s.get("offset_s")),
+        "source": _text(s.get("source"), 16),
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_PAYLOAD_BYTES:
+        log.warning("heartbeat is %d bytes, over the %d-byte design limit", len(body), MAX_PAYLOAD_BYTES)
+    return body
+
+
+@dataclass(frozen=True)
+class Reply:
+    server_time: str | None
+    instructions: list[UploadRange | ConfigVersion | Ping]
+
+
+class HeartbeatClient:
+    """POSTs heartbeats over HTTPS with the unit's bearer token; TLS verification always on."""
+
+    def __init__(self, cfg: StatusConfig, unit_id: str, session: requests.Session | None = None) -> None:
+        self._cfg = cfg
+        self.url = f"{cfg.url.rstrip('/')}/api/v1/units/{unit_id}/heartbeat"
+        self._session = session or requests.Session()
+        self._session.trust_env = False  # no proxies or netrc from the environment
+
+    def close(self) -> None:
+        self._session.close()
+
+    def post(self, body: bytes) -> Reply:
+        token = self._cfg.token.get_secret_value() if self._cfg.token else ""
+        try:
+            resp = self._session.post(
+                self.url,
+                data=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                timeout=self._cfg.timeout_s,
+                verify=str(self._cfg.ca_bundle) if self._cfg.ca_bundle else True,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as err:
+            raise TransientError(f"TLS verification failed: {type(err).__name__}") from None
+        except requests.RequestException as err:
+            raise TransientError(f"control room unreachable: {type(err).__name__}") from None
+        with resp:
+            return self._answer(resp)
+
+    def _answer(self, resp: requests.Response) -> Reply:
+        code = resp.status_code
+        if code in (401, 403):
+            revoked = code == 401 and _error_of(resp) == "revoked"
+            raise Unauthorized(f"control room refused the token ({code} {_error_of(resp) or ''})".strip(),
+                               revoked=revoked)
+        if code in RETRYABLE_STATUS or code >= 500:
+            raise TransientError(f"control room answered {code}")
+        if code != 200:
+            raise Rejected(f"control room rejected the heartbeat: {code} {_error_of(resp) or ''}".strip())
+        try:
+            body = resp.json()
+        except ValueError:
+            log.warning("heartbeat accepted but the response is not JSON")
+            return Reply(None, [])
+        server_time = body.get("server_time") if isinstance(body, dict) else None
+        return Reply(payload_time(server_time), parse_instructions(body))
+
+
+def _error_of(resp: requests.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return _text(body.get("error"), 80) if isinstance(body, dict) else None
