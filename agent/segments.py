@@ -83,13 +83,14 @@ class SegmentRecorder:
         self._raw_offset: float | None = None  # frame.wall - frame.t of the last frame
         self._adjust = 0.0  # added to the raw offset so this run never starts before earlier footage
         self._clamped = False
+        self._prev_end: float | None = None  # wall end of the last segment (this run or before)
         self.last_segment: Segment | None = None
         removed = remove_stale_tmp(self._root)
         if removed:
             log.info("removed %d unfinished segment(s) left by a crash", removed)
         index.reconcile(self._root)
         latest = index.latest()
-        self._not_before = latest.end if latest else None
+        self._prev_end = latest.end if latest else None
         if latest and hasattr(clock, "not_before"):
             clock.not_before(latest.end)
 
@@ -97,11 +98,10 @@ class SegmentRecorder:
 
     def write(self, frame: Frame) -> None:
         raw = frame.wall - frame.t
-        jumped = self._raw_offset is not None and abs(raw - self._raw_offset) > JUMP_TOLERANCE_S
-        self._raw_offset = raw
+        prev_raw, self._raw_offset = self._raw_offset, raw
         seg = self._open
-        if jumped:
-            self._clock_step(frame, raw)
+        if prev_raw is not None and abs(raw - prev_raw) > JUMP_TOLERANCE_S:
+            self._clock_step(frame, raw - (prev_raw + self._adjust))
         elif seg is not None and (
             frame.t - seg.t0 >= self._cfg.recording.segment_seconds
             or (frame.image.shape[1], frame.image.shape[0]) != seg.size
@@ -112,29 +112,32 @@ class SegmentRecorder:
             self._start(frame)
         self._encode(frame)
 
-    def _clock_step(self, frame: Frame, raw: float) -> None:
+    def _clock_step(self, frame: Frame, delta: float) -> None:
         """The wall clock was stepped: end the segment, shift this run's footage to the new clock."""
-        old = self._open.offset if self._open else raw + self._adjust
         self._finish(end_t=frame.t if self._open and frame.t > self._open.last_t else None)
         self._adjust, self._clamped = 0.0, False
-        delta = raw - old
         moved = self._index.retime(self._run_id, delta)
+        if self._prev_end is not None and moved:
+            self._prev_end += delta
         log.warning("wall clock stepped by %+.1f s: %d segment(s) of this run re-timed", delta, moved)
 
     def _start(self, frame: Frame) -> None:
         offset = frame.wall - frame.t + self._adjust
-        if self._not_before is not None and frame.t + offset < self._not_before:
-            # The clock reads earlier than footage already recorded (stale clock after a reboot).
-            self._adjust += self._not_before - (frame.t + offset)
-            offset = frame.wall - frame.t + self._adjust
-            self._clamped = True
-            log.warning("clock reads before the last recorded footage; times held back until it is set")
-        self._not_before = None
+        if self._prev_end is not None and frame.t + offset < self._prev_end:
+            short = self._prev_end - (frame.t + offset)
+            if short > JUMP_TOLERANCE_S:
+                # The clock reads earlier than footage already recorded (stale clock after a reboot):
+                # hold times back until the clock is stepped, and flag the footage.
+                self._adjust += short
+                self._clamped = True
+                log.warning("clock reads %.0f s before the last recorded footage; footage flagged", short)
+            offset += short  # never overlap the previous segment
         start = frame.t + offset
         final = segment_path(self._root, self._cfg.unit.id, start)
         while final.exists():
             start += 0.001
             final = segment_path(self._root, self._cfg.unit.id, start)
+        offset = start - frame.t
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_for(final)
         container = av.open(str(tmp), "w", format="mp4")
@@ -189,6 +192,7 @@ class SegmentRecorder:
         segment = self._index.add(seg.final, seg.t0 + seg.offset, end_t + seg.offset, seg.frames, size,
                                   digest, synced, seg.t0, self._run_id)
         self.last_segment = segment
+        self._prev_end = segment.end
         if self._state is not None:
             self._state.report("recording", state="recording", last_segment_at=segment.end,
                                segment_seconds=self._cfg.recording.segment_seconds)
