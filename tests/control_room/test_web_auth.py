@@ -39,8 +39,9 @@ def test_pages_need_a_login(client) -> None:  # noqa: ANN001
 
 def test_login_sets_a_hardened_cookie_and_audits(client, engine) -> None:  # noqa: ANN001
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    answer = client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                         "csrf_token": token})
+    answer = client.post(
+        "/login", data={"username": "alice", "password": "correct horse battery", "csrf_token": token}
+    )
     assert answer.status_code == 302 and answer.headers["Location"] == "/"
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
@@ -74,10 +75,15 @@ def test_wrong_password_is_refused_and_audited(client, engine) -> None:  # noqa:
 def test_repeated_failures_lock_the_name_out(client) -> None:  # noqa: ANN001
     token = csrf_from(client.get("/login").get_data(as_text=True))
     for _ in range(5):
-        assert client.post("/login", data={"username": "alice", "password": "nope",
-                                           "csrf_token": token}).status_code == 401
-    answer = client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                         "csrf_token": token})
+        assert (
+            client.post(
+                "/login", data={"username": "alice", "password": "nope", "csrf_token": token}
+            ).status_code
+            == 401
+        )
+    answer = client.post(
+        "/login", data={"username": "alice", "password": "correct horse battery", "csrf_token": token}
+    )
     assert answer.status_code == 429
     assert client.get("/").status_code == 302
 
@@ -121,15 +127,24 @@ def test_disabled_user_is_logged_out(client, engine) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
 def test_no_open_redirect_after_login(client, target: str) -> None:  # noqa: ANN001
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    answer = client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                         "csrf_token": token, "next": target})
+    answer = client.post(
+        "/login",
+        data={"username": "alice", "password": "correct horse battery", "csrf_token": token, "next": target},
+    )
     assert answer.headers["Location"] == "/"
 
 
 def test_next_path_is_followed(client) -> None:  # noqa: ANN001
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    answer = client.post("/login", data={"username": "alice", "password": "correct horse battery",
-                                         "csrf_token": token, "next": "/locations"})
+    answer = client.post(
+        "/login",
+        data={
+            "username": "alice",
+            "password": "correct horse battery",
+            "csrf_token": token,
+            "next": "/locations",
+        },
+    )
     assert answer.headers["Location"] == "/locations"
 
 

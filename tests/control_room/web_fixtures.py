@@ -117,7 +117,7 @@ def s3_client(endpoint: str):
 
 
 def put_footage(endpoint: str, key: str, path: Path, bucket: str = BUCKET) -> FootageObject:
-    """Upload a file the way a unit does: SHA-256 checksum on the object and in its metadata."""
+    """Upload a file as agent/upload/s3.py does: SHA-256 as S3 checksum and in the metadata."""
     client = s3_client(endpoint)
     try:
         client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
@@ -129,6 +129,8 @@ def put_footage(endpoint: str, key: str, path: Path, bucket: str = BUCKET) -> Fo
         Bucket=bucket,
         Key=key,
         Body=data,
+        ContentType="video/mp4" if key.endswith(".mp4") else "image/jpeg",
+        ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
         Metadata={"sha256": digest.hexdigest()},
     )
@@ -186,3 +188,53 @@ def login(client, username: str, password: str = "correct horse battery") -> str
     answer = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
     return csrf_from(client.get("/").get_data(as_text=True))
+
+
+# ---------------------------------------------------------------- a small world of two councils
+@dataclass
+class World:
+    """Two councils, each with a unit that has sent one heartbeat and one event with footage in S3."""
+
+    herts_unit: str
+    beds_unit: str
+    herts_event: int  # primary keys of the events
+    beds_event: int
+    clip: FootageObject
+    snapshot: FootageObject
+
+
+def send_event(client, unit, stamp: str, s3: str, clip: Path, snapshot: Path,  # noqa: ANN001
+               site: str = "") -> tuple[int, FootageObject, FootageObject]:
+    """Put the footage in S3 and announce it over the unit API; returns the event's primary key."""
+    snap = put_footage(s3, footage_key(unit.unit_id, stamp, "snapshot.jpg"), snapshot)
+    movie = put_footage(s3, footage_key(unit.unit_id, stamp, "clip.mp4"), clip)
+    body = event_body(unit.unit_id, stamp, {"snapshot": snap.as_protocol(), "clip": movie.as_protocol()},
+                      site=site)
+    answer = client.post(f"/api/v1/units/{unit.unit_id}/events", json=body, headers=unit.auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    from sqlalchemy import select
+
+    from control_room.db import get_engine, session_scope
+    from control_room.models import Event
+
+    with session_scope(get_engine(client.application)) as s:
+        pk = s.scalar(select(Event.id).where(Event.event_id == body["event_id"]))
+    return pk, movie, snap
+
+
+def make_world(app, factory, s3: str, clip: Path, snapshot: Path) -> World:  # noqa: ANN001
+    client = app.test_client()
+    herts = factory.unit("herts-mcu-001", "herts")
+    beds = factory.unit("beds-mcu-001", "beds")
+    for unit in (herts, beds):
+        answer = client.post(f"/api/v1/units/{unit.unit_id}/heartbeat", json=heartbeat_body(unit.unit_id),
+                             headers=unit.auth)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    herts_pk, movie, snap = send_event(client, herts, "20261118T101500.000Z", s3, clip, snapshot)
+    beds_pk, _, _ = send_event(client, beds, "20261118T101600.000Z", s3, clip, snapshot)
+    factory.user("alice", "operator", "herts")
+    factory.user("olga", "officer", "herts")
+    factory.user("ed", "engineer", "herts")
+    factory.user("bob", "operator", "beds")
+    factory.user("pat", "admin", None)
+    return World(herts.unit_id, beds.unit_id, herts_pk, beds_pk, movie, snap)

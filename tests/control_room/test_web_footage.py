@@ -1,0 +1,150 @@
+"""Footage through the control room: event page, Range streaming from a real S3 server, SHA-256 state,
+and an audit row for every view and download (Flask test client, SQLite, moto S3 over HTTP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError
+
+from control_room.config import Settings
+from control_room.db import session_scope
+from control_room.models import AuditLog
+from tests.control_room.conftest import SECRET
+from tests.control_room.web_fixtures import (  # noqa: F401  (fixtures)
+    BUCKET,
+    World,
+    clip_file,
+    csrf_from,
+    login,
+    make_world,
+    s3_client,
+    s3_endpoint,
+    snapshot_file,
+)
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  # noqa: F811
+    return Settings(
+        instance_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        heartbeat_interval_s=60,
+        sample_interval_s=0,
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001, F811
+    return make_world(app, factory, s3_endpoint, clip_file, snapshot_file)
+
+
+@pytest.fixture
+def alice(app, world):  # noqa: ANN001, ANN201
+    client = app.test_client()
+    login(client, "alice")
+    return client
+
+
+def audit_rows(engine, action: str | None = None) -> list[AuditLog]:  # noqa: ANN001
+    with session_scope(engine) as s:
+        stmt = select(AuditLog).where(AuditLog.item_type == "event").order_by(AuditLog.id)
+        if action:
+            stmt = stmt.where(AuditLog.action == action)
+        return list(s.scalars(stmt))
+
+
+def test_event_page_shows_player_snapshot_and_verified_hashes(alice, world: World, engine) -> None:  # noqa: ANN001
+    page = alice.get(f"/events/{world.herts_event}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'src="/events/{world.herts_event}/clip"' in html and "<video" in html
+    assert f'src="/events/{world.herts_event}/snapshot"' in html
+    assert 'data-object="clip" data-state="verified"' in html
+    assert 'data-object="snapshot" data-state="verified"' in html
+    [row] = audit_rows(engine, "event_view")
+    assert row.username == "alice" and row.item_id == "herts-mcu-001-20261118T101500.000Z"
+    assert row.at is not None
+
+
+def test_clip_range_requests_return_exact_bytes(alice, world: World, clip_file: Path, engine) -> None:  # noqa: ANN001, F811
+    data = clip_file.read_bytes()
+    part = alice.get(f"/events/{world.herts_event}/clip", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == f"bytes 100-1099/{len(data)}"
+    assert part.headers["Accept-Ranges"] == "bytes" and part.mimetype == "video/mp4"
+    assert part.data == data[100:1100]
+    tail = alice.get(f"/events/{world.herts_event}/clip", headers={"Range": f"bytes={len(data) - 10}-"})
+    assert tail.status_code == 206 and tail.data == data[-10:]
+    whole = alice.get(f"/events/{world.herts_event}/clip")
+    assert whole.status_code == 200 and whole.data == data
+    rows = audit_rows(engine, "clip_view")
+    assert [r.detail["range"] for r in rows] == ["bytes=100-1099", f"bytes={len(data) - 10}-", None]
+    assert {r.username for r in rows} == {"alice"}
+
+
+def test_unsatisfiable_range_is_416(alice, world: World, clip_file: Path) -> None:  # noqa: ANN001, F811
+    size = clip_file.stat().st_size
+    answer = alice.get(f"/events/{world.herts_event}/clip", headers={"Range": f"bytes={size + 10}-"})
+    assert answer.status_code == 416
+
+
+def test_download_is_an_attachment_and_audited(alice, world: World, engine) -> None:  # noqa: ANN001
+    answer = alice.get(f"/events/{world.herts_event}/clip?download=1")
+    assert answer.status_code == 200 and answer.data == alice.get(f"/events/{world.herts_event}/clip").data
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="clip.mp4"'
+    assert [r.username for r in audit_rows(engine, "clip_download")] == ["alice"]
+
+
+def test_snapshot_is_a_jpeg_and_audited(alice, world: World, snapshot_file: Path, engine) -> None:  # noqa: ANN001, F811
+    answer = alice.get(f"/events/{world.herts_event}/snapshot")
+    assert answer.status_code == 200 and answer.mimetype == "image/jpeg"
+    assert answer.data == snapshot_file.read_bytes() and answer.data[:2] == b"\xff\xd8"
+    assert len(audit_rows(engine, "snapshot_view")) == 1
+
+
+def test_tampered_and_missing_objects_are_flagged(alice, world: World, s3_endpoint: str) -> None:  # noqa: ANN001, F811
+    s3 = s3_client(s3_endpoint)
+    key = world.clip.key
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the clip" * 100)  # replaced, no checksum
+    s3.delete_object(Bucket=BUCKET, Key=world.snapshot.key)
+    html = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    assert 'data-object="clip" data-state="mismatch"' in html
+    assert 'data-object="snapshot" data-state="missing"' in html
+    assert alice.get(f"/events/{world.herts_event}/snapshot").status_code == 404
+
+
+def test_verify_by_reading_hashes_the_objects(alice, world: World, engine, s3_endpoint: str) -> None:  # noqa: ANN001, F811
+    page = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    answer = alice.post(f"/events/{world.herts_event}/verify", data={"csrf_token": csrf_from(page)})
+    assert answer.status_code == 302
+    flashed = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    assert "clip: SHA-256 verified by reading the whole object" in flashed
+    s3_client(s3_endpoint).put_object(Bucket=BUCKET, Key=world.clip.key, Body=b"x" * world.clip.size)
+    alice.post(f"/events/{world.herts_event}/verify", data={"csrf_token": csrf_from(page)})
+    assert "clip: content SHA-256" in alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    results = [
+        r.detail["result"] for r in audit_rows(engine, "footage_verify") if r.detail["key"] == world.clip.key
+    ]
+    assert results == ["verified", "mismatch"]
+
+
+def test_audit_rows_cannot_be_changed(alice, world: World, engine) -> None:  # noqa: ANN001
+    alice.get(f"/events/{world.herts_event}")
+    with pytest.raises(DatabaseError), engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET username = 'mallory'"))
+    with pytest.raises(DatabaseError), engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+    assert audit_rows(engine, "event_view")[0].username == "alice"

@@ -1,0 +1,118 @@
+"""Council scope and roles on every page (Flask test client, SQLite and PostgreSQL, real S3 server).
+
+The spec: a council's people see only their council's units, events, footage and sites; another
+council's item answers 404 as if it did not exist; a partnership admin sees all; an engineer sees
+no footage; only officers and admins change deployments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from control_room.config import Settings
+from tests.control_room.conftest import SECRET
+from tests.control_room.web_fixtures import (  # noqa: F401  (fixtures)
+    World,
+    clip_file,
+    login,
+    make_world,
+    s3_endpoint,
+    snapshot_file,
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  # noqa: F811
+    return Settings(
+        instance_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        heartbeat_interval_s=60,
+        sample_interval_s=0,
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001, F811
+    return make_world(app, factory, s3_endpoint, clip_file, snapshot_file)
+
+
+def as_user(app, username: str):  # noqa: ANN001, ANN201
+    client = app.test_client()
+    login(client, username)
+    return client
+
+
+def test_operator_sees_only_their_council(app, world: World) -> None:  # noqa: ANN001
+    alice = as_user(app, "alice")
+    fleet = alice.get("/fleet/live").get_data(as_text=True)
+    assert world.herts_unit in fleet and world.beds_unit not in fleet
+    events = alice.get("/events").get_data(as_text=True)
+    assert f"/events/{world.herts_event}" in events and f"/events/{world.beds_event}" not in events
+    feed = alice.get("/events/feed?after=0").get_json()
+    assert feed["count"] == 1 and f"/events/{world.herts_event}" in feed["html"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/units/{beds_unit}",
+        "/events/{beds_event}",
+        "/events/{beds_event}/clip",
+        "/events/{beds_event}/snapshot",
+        "/events/{beds_event}/clip?download=1",
+    ],
+)
+def test_other_councils_items_are_404(app, world: World, path: str) -> None:  # noqa: ANN001
+    alice = as_user(app, "alice")
+    url = path.format(beds_unit=world.beds_unit, beds_event=world.beds_event)
+    answer = alice.get(url, headers={"Range": "bytes=0-99"})
+    assert answer.status_code == 404
+    assert answer.data[:4] != b"\x00\x00\x00 "  # not a byte of the MP4
+    # the same kind of item of the user's own council is there: the 404 is the scope, not the route
+    own = path.format(beds_unit=world.herts_unit, beds_event=world.herts_event)
+    assert alice.get(own, headers={"Range": "bytes=0-99"}).status_code in (200, 206)
+
+
+def test_filtering_by_another_council_shows_nothing(app, world: World) -> None:  # noqa: ANN001
+    bob = as_user(app, "bob")
+    answer = bob.get(f"/events/feed?after=0&unit={world.herts_unit}").get_json()
+    assert answer["count"] == 0
+
+
+def test_partnership_admin_sees_every_council(app, world: World) -> None:  # noqa: ANN001
+    pat = as_user(app, "pat")
+    fleet = pat.get("/fleet/live").get_data(as_text=True)
+    assert world.herts_unit in fleet and world.beds_unit in fleet
+    assert pat.get(f"/events/{world.beds_event}").status_code == 200
+    assert pat.get("/events/feed?after=0").get_json()["count"] == 2
+
+
+def test_engineer_sees_the_fleet_but_no_footage(app, world: World) -> None:  # noqa: ANN001
+    ed = as_user(app, "ed")
+    assert ed.get("/").status_code == 200
+    assert ed.get(f"/units/{world.herts_unit}").status_code == 200
+    assert ed.get("/events").status_code == 403
+    assert ed.get(f"/events/{world.herts_event}/clip").status_code == 403
+
+
+def test_only_officers_change_deployments(app, world: World) -> None:  # noqa: ANN001
+    alice = app.test_client()
+    token = login(alice, "alice")
+    answer = alice.post(
+        "/locations/sites", data={"csrf_token": token, "name": "High St", "lat": "51.7", "lon": "-0.27"}
+    )
+    assert answer.status_code == 403
+    olga = app.test_client()
+    token = login(olga, "olga")
+    answer = olga.post(
+        "/locations/sites", data={"csrf_token": token, "name": "High St", "lat": "51.7", "lon": "-0.27"}
+    )
+    assert answer.status_code == 303
+    assert "High St" in olga.get("/locations").get_data(as_text=True)
+    assert "High St" not in as_user(app, "bob").get("/locations").get_data(as_text=True)
