@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from agent.clock import Clock
 from agent.config import Config
+from agent.db import connect, db_path
 from agent.errors import AgentError, InputError
-from agent.events import Event, EventTracker, Update
+from agent.events import Event, EventTracker
 from agent.eventwriter import ClosedEvent, EventWriter
 from agent.motion import MotionDetector
 from agent.sources import Frame, FrameSource, FrameTimeout
+from agent.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +36,9 @@ class Recorder(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class Analysed:
-    frame: Frame
-    update: Update | None  # None when the frame was skipped by the analysis rate cap
+# Built inside the thread that uses them (sqlite connections belong to one thread).
+SourceFactory = Callable[[StateStore], FrameSource]  # returns an opened source
+RecorderFactory = Callable[[sqlite3.Connection, StateStore], Recorder]
 
 
 class Analyser:
@@ -79,11 +83,14 @@ class Pipeline:
     and the EventWriter. `start()`, `stop()` (finish the open segment and event), `join(timeout)`;
     a non-looping file source ends the pipeline by itself after everything is flushed."""
 
-    def __init__(self, cfg: Config, source: FrameSource, recorder: Recorder, writer: EventWriter,
-                 recording_done: threading.Event, live: bool, queue_frames: int = 20) -> None:
+    def __init__(self, cfg: Config, data_dir: Path, clock: Clock, open_source: SourceFactory,
+                 make_recorder: RecorderFactory, writer: EventWriter, recording_done: threading.Event,
+                 live: bool, queue_frames: int = 20) -> None:
         self._cfg = cfg
-        self._source = source
-        self._recorder = recorder
+        self._db = db_path(data_dir)
+        self._clock = clock
+        self._open_source = open_source
+        self._make_recorder = make_recorder
         self._writer = writer
         self._recording_done = recording_done
         self._live = live
@@ -93,6 +100,7 @@ class Pipeline:
         self.analyser = Analyser(cfg, cfg.unit.id)
         self.dropped = {"record": 0, "analyse": 0}
         self.frames = 0
+        self.first_frame: tuple[float, float] | None = None  # (t, wall) of the first frame
         self.error: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
@@ -136,23 +144,30 @@ class Pipeline:
     # -- threads ------------------------------------------------------------------------------
 
     def _capture(self) -> None:
+        conn = connect(self._db)
+        source: FrameSource | None = None
         try:
+            source = self._open_source(StateStore(conn, self._clock))
             while not self._stop.is_set():
                 try:
-                    frame = self._source.read(timeout=1.0)
+                    frame = source.read(timeout=1.0)
                 except FrameTimeout:
                     continue
                 if frame is None:
                     break
+                if self.first_frame is None:
+                    self.first_frame = (frame.t, frame.wall)
                 self.frames += 1
                 self._offer(self._rec_q, frame, "record")
                 self._offer(self._ana_q, frame, "analyse")
         finally:
             try:
-                self._source.close()
+                if source is not None:
+                    source.close()
+                conn.close()
             finally:
-                self._rec_q.put(_END)
-                self._ana_q.put(_END)
+                _put_end(self._rec_q)
+                _put_end(self._ana_q)
 
     def _offer(self, q: queue.Queue, frame: Frame, name: str) -> None:
         """Live camera: never wait (drop and count). File: wait, so nothing is skipped."""
@@ -172,14 +187,20 @@ class Pipeline:
                 continue
 
     def _record(self) -> None:
+        conn = connect(self._db)
+        recorder: Recorder | None = None
         try:
+            recorder = self._make_recorder(conn, StateStore(conn, self._clock))
             while (frame := self._rec_q.get()) is not _END:
-                self._recorder.write(frame)
+                recorder.write(frame)
         finally:
             try:
-                self._recorder.close()
+                if recorder is not None:
+                    recorder.close()
+                conn.close()
             finally:
                 self._recording_done.set()
+                _drain(self._rec_q)
 
     def _analyse(self) -> None:
         try:
@@ -190,6 +211,29 @@ class Pipeline:
                 self._writer.submit(closed)
         finally:
             self._writer.close_input()
+            _drain(self._ana_q)
+
+
+def _put_end(q: queue.Queue) -> None:
+    """Queue the end marker even if the consumer died and left the queue full."""
+    while True:
+        try:
+            q.put(_END, timeout=0.5)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+
+
+def _drain(q: queue.Queue) -> None:
+    """After a consumer stops early, empty its queue so the capture thread never waits on it."""
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
 
 
 def require_frames(pipeline: Pipeline) -> None:

@@ -1,16 +1,187 @@
-"""Placeholder for the `runner` command; its owner replaces this module.
+"""`cctv-agent run --config FILE`: wires every stage of the unit explicitly and handles signals.
 
-Kept so the CLI wiring imports on every commit.
+source -> recorder + detector -> events -> outbox (agent.pipeline), plus the upload and status
+services when enabled. SIGTERM/SIGINT finish the open segment and event, then exit 0.
 """
 
-import argparse
+from __future__ import annotations
 
-from agent.errors import AgentError
+import argparse
+import importlib
+import logging
+import signal
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agent.clock import Clock, SystemClock
+from agent.config import Config, load_config
+from agent.errors import AgentError, InputError
+from agent.eventwriter import EventWriter
+from agent.fsutil import remove_stale_tmp
+from agent.masks import PrivacyMasker
+from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
+from agent.pipeline import Pipeline, Recorder
+from agent.sources import FrameSource, make_source
+from agent.state import StateStore
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="unit config (TOML)")
+    parser.add_argument("--config", type=Path, required=True, help="unit config (TOML)")
 
 
 def main(args: argparse.Namespace) -> int:
-    raise AgentError("not implemented yet")
+    cfg = resolve_paths(load_config(args.config), Path.cwd())
+    result = run(cfg, SystemClock(), install_signals=True)
+    print(summary(cfg, result))
+    return 0
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """Relative paths in a config (data_dir, a file source's video) are taken from the directory the
+    agent is started in (documented in firmware_config/agent.example.toml)."""
+    unit = cfg.unit.model_copy(update={"data_dir": (base / cfg.unit.data_dir).resolve()})
+    camera = cfg.camera
+    if camera.source == "file" and camera.device:
+        camera = camera.model_copy(update={"device": str((base / camera.device).resolve())})
+    return cfg.model_copy(update={"unit": unit, "camera": camera})
+
+
+@dataclass
+class RunResult:
+    events: list[EventRecord] = field(default_factory=list)
+    outbox: list[Path] = field(default_factory=list)
+    frames: int = 0
+    first_frame: tuple[float, float] | None = None  # (monotonic, wall) of the first frame
+    dropped: dict[str, int] = field(default_factory=dict)
+    signalled: bool = False
+
+
+def run(cfg: Config, clock: Clock, install_signals: bool = False,
+        stop: threading.Event | None = None) -> RunResult:
+    """Run the unit until the source ends (a non-looping file), a signal, or `stop` is set."""
+    data_dir = cfg.unit.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (data_dir / EVENTS_DIR, data_dir / OUTBOX_DIR):
+        remove_stale_tmp(folder)
+    check_source(cfg)
+    recording_done = threading.Event()
+    writer = EventWriter(cfg, data_dir, clock, recording_done)
+    live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
+    pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock), recorder_factory(cfg, clock),
+                        writer, recording_done, live=live)
+    services = start_services(cfg, clock)
+    result = RunResult()
+    restore = _install_signals(pipeline, result) if install_signals else None
+    try:
+        pipeline.start()
+        while pipeline.is_alive():
+            if stop is not None and stop.is_set():
+                pipeline.stop()
+            pipeline.join(0.2)
+    finally:
+        if restore:
+            restore()
+        stop_services(services)
+    if isinstance(pipeline.error, AgentError):
+        raise pipeline.error
+    if pipeline.error is not None:
+        raise AgentError(f"pipeline failed: {pipeline.error}") from pipeline.error
+    if pipeline.frames == 0:
+        raise InputError("the camera source delivered no frames")
+    result.outbox = list(writer.published)
+    result.events = [read_event(p) for p in writer.published]
+    result.frames, result.first_frame = pipeline.frames, pipeline.first_frame
+    result.dropped = dict(pipeline.dropped)
+    return result
+
+
+def check_source(cfg: Config) -> None:
+    """Fail fast (exit 2) on a file source that is missing, before anything starts."""
+    cam = cfg.camera
+    if cam.source == "file" and not Path(cam.device).is_file():
+        raise InputError(f"camera.device: video file not found: {cam.device}")
+
+
+def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSource]:
+    def open_source(state: StateStore) -> FrameSource:
+        source = make_source(cfg.camera, clock)
+        try:
+            from agent.sources.supervisor import SupervisedSource
+        except ImportError:
+            source.open()
+            return source
+        supervised = SupervisedSource(source, cfg.camera, clock, state)
+        supervised.open()
+        return supervised
+    return open_source
+
+
+def recorder_factory(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection, StateStore], Recorder]:
+    def make(conn: sqlite3.Connection, state: StateStore) -> Recorder:
+        from agent.segments import SegmentIndex, SegmentRecorder
+
+        masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
+        return SegmentRecorder(cfg, clock, SegmentIndex(conn), masker=masker, state=state)
+    return make
+
+
+# Optional services: (config section, module, class). Each has start(), stop(), join(timeout).
+SERVICES = [("upload", "agent.upload.worker", "UploadService"),
+            ("status", "agent.status.service", "StatusService")]
+
+
+def start_services(cfg: Config, clock: Clock) -> list[Any]:
+    started = []
+    for section, module, name in SERVICES:
+        if not getattr(cfg, section).enabled:
+            continue
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            log.warning("%s is enabled but %s.%s is not available in this build", section, module, name)
+            continue
+        service = cls(cfg, clock)
+        service.start()
+        started.append(service)
+    return started
+
+
+def stop_services(services: list[Any]) -> None:
+    for service in services:
+        service.stop()
+    for service in services:
+        service.join(30.0)
+
+
+def _install_signals(pipeline: Pipeline, result: RunResult) -> Callable[[], None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if not pipeline.stopping:
+            log.info("%s: finishing the open segment and event, then stopping",
+                     signal.Signals(signum).name)
+        result.signalled = True
+        pipeline.stop()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return restore
+
+
+def summary(cfg: Config, result: RunResult) -> str:
+    """What `make demo` ends with: how many events and where their clips and snapshots are."""
+    data_dir = cfg.unit.data_dir
+    lines = [f"{result.frames} frames recorded to {data_dir / 'recordings'}; "
+             f"{len(result.events)} event(s) in {data_dir / EVENTS_DIR}, records in {data_dir / OUTBOX_DIR}"]
+    for rec in result.events:
+        files = ", ".join(str(data_dir / f.path) for f in rec.files)
+        lines.append(f"  {rec.event_id}  {rec.start} .. {rec.end}  peak {rec.peak_score:.3f}: {files}")
+    return "\n".join(lines)
