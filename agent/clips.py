@@ -22,6 +22,7 @@ from agent.masks import PrivacyMasker
 
 JPEG_QUALITY = 85
 BOX_COLOUR = (0, 0, 255)  # BGR red
+END_SLACK_S = 0.002  # a frame exactly at the clip end (to the millisecond) belongs to the clip
 
 
 class SegmentLike(Protocol):
@@ -97,7 +98,7 @@ class _Cut:
                     self._write(p, seg_start, seg_first, tb)
                 self.pending = []
             return
-        if dts_wall >= self.end:
+        if dts_wall > self.end + END_SLACK_S:
             self.done = True
             return
         self._write(pkt, seg_start, seg_first, tb)
@@ -142,6 +143,7 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    tmp.chmod(0o640)  # footage: not world-readable
     publish(tmp, final)
     return ClipInfo(start=cut.first_wall, end=cut.last_wall, packets=cut.written)
 

@@ -143,12 +143,14 @@ class EventTracker:
         self._event = ev
         return Update(new_peak=peak, closed=tuple(closed))
 
-    def finish(self) -> Event | None:
-        """Close the open event at the end of the stream or at shutdown; its clip stops at the last frame."""
+    def finish(self, last_t: float | None = None) -> Event | None:
+        """Close the open event at the end of the stream or at shutdown; its clip stops at the last
+        frame (`last_t`: the last frame seen, analysed or not)."""
         if self._event is None or self._last_t is None:
             return None
         ev = self._event
-        end = min(ev.end_t + self._cfg.post_roll_s, ev.clip_start_t + self._cfg.max_clip_s, self._last_t)
+        last = max(self._last_t, last_t if last_t is not None else self._last_t)
+        end = min(ev.end_t + self._cfg.post_roll_s, ev.clip_start_t + self._cfg.max_clip_s, last)
         return self._close(max(end, ev.end_t), CloseReason.FINISHED)
 
     def _start(self, result: MotionLike, wall: float, index: int, previous: str | None,

@@ -27,6 +27,7 @@ from agent.events import Event
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, EventFile, EventRecord, publish_event
+from agent.segment_index import SegmentIndex
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ class ClosedEvent:
 
 def segment_index_covering(conn: sqlite3.Connection, start: float, end: float) -> Sequence[SegmentLike]:
     """The recording engineer's index: closed segments overlapping [start, end] (UTC epoch)."""
-    from agent.segments import SegmentIndex
-
     return SegmentIndex(conn).covering(start, end)
 
 

@@ -54,9 +54,11 @@ class Analyser:
         self.tracker = EventTracker(cfg.events, unit_id)
         self._keep = keep_images
         self._peak_image: np.ndarray | None = None
+        self._last_t: float | None = None
 
     def feed(self, frame: Frame) -> list[ClosedEvent]:
         """Analyse one frame if the rate cap allows; return the events this frame closed."""
+        self._last_t = frame.t
         if self._detector is None:
             h, w = frame.gray.shape[:2]
             self._detector = MotionDetector(self._cfg.motion, (w, h))
@@ -70,7 +72,7 @@ class Analyser:
         return closed
 
     def finish(self) -> list[ClosedEvent]:
-        ev = self.tracker.finish()
+        ev = self.tracker.finish(self._last_t)
         return [ClosedEvent(ev, self._image_for(ev))] if ev else []
 
     def _image_for(self, ev: Event) -> np.ndarray | None:

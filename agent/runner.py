@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent.clock import Clock, SystemClock
+from agent.clock import Clock, ClockWatch, SystemClock, probe_timedatectl
 from agent.config import Config, load_config
 from agent.errors import AgentError, InputError
 from agent.eventwriter import EventWriter
@@ -26,7 +26,9 @@ from agent.fsutil import remove_stale_tmp
 from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.pipeline import Pipeline, Recorder
+from agent.segments import SegmentIndex, SegmentRecorder, recordings_dir
 from agent.sources import FrameSource, make_source
+from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = resolve_paths(load_config(args.config), Path.cwd())
-    result = run(cfg, SystemClock(), install_signals=True)
+    result = run(cfg, ClockWatch(SystemClock(), probe_timedatectl), install_signals=True)
     print(summary(cfg, result))
     return 0
 
@@ -66,11 +68,11 @@ class RunResult:
 def run(cfg: Config, clock: Clock, install_signals: bool = False,
         stop: threading.Event | None = None) -> RunResult:
     """Run the unit until the source ends (a non-looping file), a signal, or `stop` is set."""
+    check_source(cfg)
     data_dir = cfg.unit.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     for folder in (data_dir / EVENTS_DIR, data_dir / OUTBOX_DIR):
         remove_stale_tmp(folder)
-    check_source(cfg)
     recording_done = threading.Event()
     writer = EventWriter(cfg, data_dir, clock, recording_done)
     live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
@@ -111,13 +113,7 @@ def check_source(cfg: Config) -> None:
 
 def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSource]:
     def open_source(state: StateStore) -> FrameSource:
-        source = make_source(cfg.camera, clock)
-        try:
-            from agent.sources.supervisor import SupervisedSource
-        except ImportError:
-            source.open()
-            return source
-        supervised = SupervisedSource(source, cfg.camera, clock, state)
+        supervised = SupervisedSource(make_source(cfg.camera, clock), cfg.camera, clock, state)
         supervised.open()
         return supervised
     return open_source
@@ -125,8 +121,6 @@ def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSou
 
 def recorder_factory(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection, StateStore], Recorder]:
     def make(conn: sqlite3.Connection, state: StateStore) -> Recorder:
-        from agent.segments import SegmentIndex, SegmentRecorder
-
         masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         return SegmentRecorder(cfg, clock, SegmentIndex(conn), masker=masker, state=state)
     return make
@@ -179,7 +173,7 @@ def _install_signals(pipeline: Pipeline, result: RunResult) -> Callable[[], None
 def summary(cfg: Config, result: RunResult) -> str:
     """What `make demo` ends with: how many events and where their clips and snapshots are."""
     data_dir = cfg.unit.data_dir
-    lines = [f"{result.frames} frames recorded to {data_dir / 'recordings'}; "
+    lines = [f"{result.frames} frames recorded to {recordings_dir(data_dir)}; "
              f"{len(result.events)} event(s) in {data_dir / EVENTS_DIR}, records in {data_dir / OUTBOX_DIR}"]
     for rec in result.events:
         files = ", ".join(str(data_dir / f.path) for f in rec.files)

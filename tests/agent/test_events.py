@@ -129,8 +129,9 @@ def _square_frames(on: set[int], n: int) -> list[np.ndarray]:
     frames = []
     for i in range(n):
         f = base.copy()
-        if i in on:
-            f[40:80, 60:100] = 255 - f[40:80, 60:100]
+        if i in on:  # a dark block walking left to right
+            x = 10 + 6 * (i - min(on))
+            f[40:80, x:x + 20] = 20
         frames.append(f)
     return frames
 

@@ -115,7 +115,7 @@ def test_event_writer_publishes_complete_record(segments, tmp_path) -> None:
     rec = read_event(writer.published[0])
     assert rec.event_id == "test-unit-20260101T000012.000Z" and rec.unit_id == "test-unit"
     assert (rec.start, rec.end) == ("2026-01-01T00:00:12.000Z", "2026-01-01T00:00:16.000Z")
-    assert (rec.clip_start, rec.clip_end) == ("2026-01-01T00:00:06.000Z", "2026-01-01T00:00:26.000Z")
+    assert (rec.clip_start, rec.clip_end) == ("2026-01-01T00:00:06.000Z", "2026-01-01T00:00:26.100Z")
     assert rec.peak_score == 0.3 and rec.boxes == [[0.4, 0.4, 0.2, 0.3]]
     assert rec.clock_synced is True and rec.software_version == __version__
     assert rec.site == "Test St" and rec.created_at == "2026-01-01T00:01:40.000Z"

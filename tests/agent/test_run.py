@@ -1,0 +1,145 @@
+"""`cctv-agent run` end to end on real footage: recording, events, clips, outbox; detect agrees with it;
+SIGTERM mid-event finishes the open segment and event."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import av
+import cv2
+import pytest
+
+from agent.clock import ManualClock
+from agent.config import parse_config
+from agent.db import connect, db_path
+from agent.detect import detect_file
+from agent.fsutil import sha256_file
+from agent.outbox import read_event
+from agent.runner import run
+from agent.segment_index import SegmentIndex
+from agent.state import StateStore
+from tests.agent.footage import T0, VTEST, footage
+
+MASK = [[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def unit_config(data_dir: Path, **camera):
+    return parse_config({
+        "unit": {"id": "test-unit", "data_dir": str(data_dir)},
+        "camera": {"source": "file", "device": str(footage(VTEST)), "width": 480, "height": 360,
+                   "fps": 10, "pace": "fast", **camera},
+        "recording": {"bitrate_kbps": 400},
+        "privacy": {"masks": [{"name": "left edge", "polygon": MASK}]},
+        "upload": {"enabled": False}, "status": {"enabled": False},
+    }, env={})
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("unit")
+    cfg = unit_config(data_dir)
+    return cfg, run(cfg, ManualClock(wall=T0, mono=500.0))
+
+
+def test_run_records_the_clip_and_publishes_events(recorded) -> None:
+    cfg, result = recorded
+    data_dir = cfg.unit.data_dir
+    assert result.frames == 795 and result.events and result.dropped == {"record": 0, "analyse": 0}
+    segments = SegmentIndex(connect(db_path(data_dir))).all()
+    assert segments[0].start == pytest.approx(T0) and segments[-1].end == pytest.approx(T0 + 79.5, abs=0.2)
+    for rec in result.events:
+        clip_path = data_dir / rec.file("clip").path
+        for f in rec.files:
+            assert (data_dir / f.path).stat().st_size == f.size and sha256_file(data_dir / f.path) == f.sha256
+        # the clip covers the event with its pre-roll (none for a continuation; never before the
+        # first frame), from the keyframe at or before that, and plays in full
+        want = epoch(rec.start) - (0 if rec.previous_event_id else cfg.events.pre_roll_s)
+        want = max(T0, want)
+        assert want - cfg.recording.keyframe_interval_s - 1e-3 <= epoch(rec.clip_start) <= want + 1e-3
+        assert epoch(rec.clip_end) >= epoch(rec.end) - 0.11
+        data = clip_path.read_bytes()
+        assert data.find(b"moov") < data.find(b"mdat")
+        with av.open(str(clip_path)) as c:
+            frames = list(c.decode(video=0))
+        assert frames[0].key_frame
+        assert len(frames) == pytest.approx((epoch(rec.clip_end) - epoch(rec.clip_start)) * 10, abs=1.5)
+        assert frames[len(frames) // 2].to_ndarray(format="bgr24")[:, :40].mean() < 12  # masked
+        snap = cv2.imread(str(data_dir / rec.file("snapshot").path))
+        assert snap[:, :40].mean() < 12 < snap[:, 100:].mean()
+        assert rec.clock_synced and rec.unit_id == "test-unit"
+    state = StateStore(connect(db_path(data_dir)), ManualClock()).read("motion")
+    assert state is not None and state.state["events_today"] == len(result.events)
+    assert not list(data_dir.rglob(".*.tmp"))
+
+
+def test_detect_agrees_with_run(recorded) -> None:
+    cfg, result = recorded
+    detected, frames = detect_file(cfg, VTEST)
+    assert frames == result.frames
+    assert result.first_frame is not None
+    wall0 = result.first_frame[1]
+    assert len(detected) == len(result.events)
+    ids = [r.event_id for r in result.events]
+    for det, rec in zip(detected, result.events, strict=True):
+        assert epoch(rec.start) - wall0 == pytest.approx(det.start, abs=0.002)
+        assert epoch(rec.end) - wall0 == pytest.approx(det.end, abs=0.002)
+        assert rec.peak_score == pytest.approx(det.peak_score, abs=1e-6)
+        assert rec.boxes == det.boxes
+        assert rec.previous_event_id == (ids[det.previous] if det.previous is not None else None)
+
+
+def _write_config(path: Path, data_dir: Path, **camera: str) -> Path:
+    cam = "".join(f'{k} = "{v}"\n' for k, v in camera.items())
+    path.write_text(f'[unit]\nid = "sig-unit"\ndata_dir = "{data_dir}"\n'
+                    f'[camera]\nsource = "file"\nwidth = 480\nheight = 360\nfps = 10\n{cam}'
+                    '[recording]\nsegment_seconds = 2\nbitrate_kbps = 300\n'
+                    '[upload]\nenabled = false\n[status]\nenabled = false\n')
+    return path
+
+
+def test_sigterm_mid_event_finishes_segment_and_event(tmp_path) -> None:
+    data_dir = tmp_path / "unit"
+    cfg = _write_config(tmp_path / "unit.toml", data_dir, device=str(footage(VTEST)), pace="realtime")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(data_dir.glob("recordings/*/*.mp4"))) < 3:  # 6 s in: the event is open
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr and proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert not list(data_dir.rglob(".*.tmp"))
+    segments = SegmentIndex(connect(db_path(data_dir))).all()
+    records = [read_event(p) for p in sorted((data_dir / "outbox").glob("*.json"))]
+    assert len(records) == 1 and records[0].extra["close_reason"] == "finished"
+    rec = records[0]
+    assert 4 < epoch(rec.end) - segments[0].start < 40
+    # the open segment was finished and indexed, and the clip runs to the end of the footage
+    assert epoch(rec.clip_end) == pytest.approx(segments[-1].end, abs=0.15)
+    with av.open(str(data_dir / rec.file("clip").path)) as c:
+        assert len(list(c.decode(video=0))) >= 60
+    assert "1 event(s)" in out
+
+
+def test_run_missing_video_is_one_line_exit_2(tmp_path) -> None:
+    data_dir = tmp_path / "unit"
+    cfg = _write_config(tmp_path / "unit.toml", data_dir, device=str(tmp_path / "missing.avi"))
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"cctv-agent run: error: camera.device: video file not found: {tmp_path / 'missing.avi'}"]
+    assert not data_dir.exists()
