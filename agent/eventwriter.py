@@ -27,6 +27,7 @@ from agent.events import Event
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, EventFile, EventRecord, publish_event
+from agent.retention import add_hold, remove_hold
 from agent.segment_index import SegmentIndex
 from agent.state import StateStore
 
@@ -43,6 +44,7 @@ class ClosedEvent:
     event: Event
     image: np.ndarray | None
     deadline: float = 0.0  # monotonic time after which the clip is cut with whatever footage exists
+    hold_id: int | None = None  # retention hold on the footage while the clip waits to be cut
     extra: dict = field(default_factory=dict)
 
 
@@ -100,6 +102,7 @@ class EventWriter:
                         if item is None:
                             more = False
                         else:
+                            self._hold(conn, item)
                             pending.append(item)
                     except queue.Empty:
                         pass
@@ -122,9 +125,19 @@ class EventWriter:
             self.failures += 1
             log.error("event %s: could not be written: %s", ev.event_id, err)
             return True
+        finally:
+            if closed.hold_id is not None:
+                remove_hold(conn, closed.hold_id)
         self.published.append(path)
         self._report(state, ev)
         return True
+
+    def _hold(self, conn: sqlite3.Connection, closed: ClosedEvent) -> None:
+        """Protect the event's footage from retention until its clip is cut (expires on its own)."""
+        ev = closed.event
+        expires = self._clock.time() + 24 * 3600.0
+        closed.hold_id = add_hold(conn, ev.clip_start_wall - 5.0, ev.clip_end_wall + 5.0,
+                                  f"event {ev.event_id}", expires)
 
     def write(self, closed: ClosedEvent, segs: Sequence[SegmentLike]) -> Path:
         """Cut the clip, write the snapshots, publish the record; return the outbox path."""

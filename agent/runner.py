@@ -20,12 +20,14 @@ from typing import Any
 
 from agent.clock import Clock, ClockWatch, SystemClock, probe_timedatectl
 from agent.config import Config, load_config
+from agent.db import connect, db_path
 from agent.errors import AgentError, InputError
 from agent.eventwriter import EventWriter
 from agent.fsutil import remove_stale_tmp
 from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.pipeline import Pipeline, Recorder
+from agent.retention import Retention
 from agent.segments import SegmentIndex, SegmentRecorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
@@ -78,11 +80,16 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False,
     live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
     pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock), recorder_factory(cfg, clock),
                         writer, recording_done, live=live)
-    services = start_services(cfg, clock)
     result = RunResult()
     restore = _install_signals(pipeline, result) if install_signals else None
+    services: list[Any] = []
+    housekeeping = threading.Event()
     try:
         pipeline.start()
+        retention = threading.Thread(target=retention_loop, args=(cfg, clock, housekeeping),
+                                     name="retention", daemon=True)
+        retention.start()
+        services = start_services(cfg, clock)  # status last: it tells systemd we are ready
         while pipeline.is_alive():
             if stop is not None and stop.is_set():
                 pipeline.stop()
@@ -90,6 +97,7 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False,
     finally:
         if restore:
             restore()
+        housekeeping.set()
         stop_services(services)
     if isinstance(pipeline.error, AgentError):
         raise pipeline.error
@@ -124,6 +132,22 @@ def recorder_factory(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection,
         masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         return SegmentRecorder(cfg, clock, SegmentIndex(conn), masker=masker, state=state)
     return make
+
+
+def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float = 60.0) -> None:
+    """Thread: age and free-space retention every `interval_s` until `stop` is set."""
+    conn = connect(db_path(cfg.unit.data_dir))
+    try:
+        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock))
+        while True:
+            try:
+                retention.run_once()
+            except OSError as err:
+                log.error("retention failed: %s", err)
+            if stop.wait(interval_s):
+                return
+    finally:
+        conn.close()
 
 
 # Optional services: (config section, module, class). Each has start(), stop(), join(timeout).

@@ -143,8 +143,11 @@ def test_event_writer_waits_for_segments_then_cuts(segments, tmp_path) -> None:
     writer.close_input()
     writer.join(1.5)
     assert writer.is_alive() and not writer.published
+    holds = connect(db_path(tmp_path)).execute('SELECT start, "end" FROM holds').fetchall()
+    assert [tuple(h) for h in holds] == [(T0 + 7 - 5, T0 + 24.0 + 5)]  # footage kept from retention
     available.extend(segments[2:])
     writer.join(10)
     assert not writer.is_alive() and len(writer.published) == 1
+    assert connect(db_path(tmp_path)).execute("SELECT count(*) FROM holds").fetchone()[0] == 0
     rec = read_event(writer.published[0])
     assert [f.role for f in rec.files] == ["clip"]
