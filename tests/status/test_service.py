@@ -147,7 +147,7 @@ def test_faulty_control_room_never_delays_the_unit_and_latest_state_arrives(
     unit.camera(restarts=4242)
     assert control_room.wait_for(lambda: control_room.received != [], clock=clock, step=5.0, timeout=20)
     assert control_room.received[0]["camera"]["restarts"] == 4242
-    assert unit.store.read("status").state["failures"] == 0
+    assert control_room.wait_for(lambda: unit.store.read("status").state["failures"] == 0)
 
 
 def test_stop_is_prompt_even_while_a_post_hangs(tmp_path: Path, clock: ManualClock, control_room) -> None:
@@ -221,7 +221,7 @@ def test_revoked_unit_stops_until_its_token_changes(
     service.apply_config(cfg.model_copy(update={"status": cfg.status.model_copy(
         update={"token": __import__("pydantic").SecretStr("new-token")})}))
     assert control_room.wait_for(lambda: len(control_room.received) >= 1)
-    assert unit.store.read("status").state["revoked"] is False
+    assert control_room.wait_for(lambda: unit.store.read("status").state["revoked"] is False)
 
 
 def test_revocation_survives_a_restart(tmp_path: Path, clock: ManualClock, control_room, run_service) -> None:
