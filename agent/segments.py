@@ -18,19 +18,19 @@ from pathlib import Path
 import av
 import numpy as np
 
-from agent.clock import Clock, is_synced, to_utc
+from agent.clock import Clock, to_utc
 from agent.config import Config
 from agent.fsutil import publish, remove_stale_tmp, sha256_file, tmp_path_for
 from agent.masks import PrivacyMasker
 from agent.segment_index import Segment, SegmentIndex
+from agent.segment_time import Timeline
 from agent.sources.base import Frame
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Segment", "SegmentIndex", "SegmentRecorder", "recordings_dir", "segment_path"]
+__all__ = ["Segment", "SegmentIndex", "SegmentRecorder", "make_recorder", "recordings_dir", "segment_path"]
 
-JUMP_TOLERANCE_S = 1.0
 TIME_BASE = Fraction(1, 1000)  # pts in milliseconds
 
 
@@ -78,30 +78,22 @@ class SegmentRecorder:
         self._on_segment = on_segment
         self._root = recordings_dir(cfg.unit.data_dir)
         self._root.mkdir(parents=True, exist_ok=True)
-        self._run_id = uuid.uuid4().hex
         self._open: _Open | None = None
-        self._raw_offset: float | None = None  # frame.wall - frame.t of the last frame
-        self._adjust = 0.0  # added to the raw offset so this run never starts before earlier footage
-        self._clamped = False
-        self._prev_end: float | None = None  # wall end of the last segment (this run or before)
         self.last_segment: Segment | None = None
         removed = remove_stale_tmp(self._root)
         if removed:
             log.info("removed %d unfinished segment(s) left by a crash", removed)
         index.reconcile(self._root)
-        latest = index.latest()
-        self._prev_end = latest.end if latest else None
-        if latest and hasattr(clock, "not_before"):
-            clock.not_before(latest.end)
+        self._timeline = Timeline(clock, index, uuid.uuid4().hex)
 
     # --- per frame ---
 
     def write(self, frame: Frame) -> None:
-        raw = frame.wall - frame.t
-        prev_raw, self._raw_offset = self._raw_offset, raw
         seg = self._open
-        if prev_raw is not None and abs(raw - prev_raw) > JUMP_TOLERANCE_S:
-            self._clock_step(frame, raw - (prev_raw + self._adjust))
+        step = self._timeline.step_seen(frame.wall, frame.t)
+        if step is not None:  # the wall clock was stepped: end the segment, re-time the run
+            self._finish(end_t=frame.t if seg and frame.t > seg.last_t else None)
+            self._timeline.apply_step(step)
         elif seg is not None and (
             frame.t - seg.t0 >= self._cfg.recording.segment_seconds
             or (frame.image.shape[1], frame.image.shape[0]) != seg.size
@@ -112,27 +104,8 @@ class SegmentRecorder:
             self._start(frame)
         self._encode(frame)
 
-    def _clock_step(self, frame: Frame, delta: float) -> None:
-        """The wall clock was stepped: end the segment, shift this run's footage to the new clock."""
-        self._finish(end_t=frame.t if self._open and frame.t > self._open.last_t else None)
-        self._adjust, self._clamped = 0.0, False
-        moved = self._index.retime(self._run_id, delta)
-        if self._prev_end is not None and moved:
-            self._prev_end += delta
-        log.warning("wall clock stepped by %+.1f s: %d segment(s) of this run re-timed", delta, moved)
-
     def _start(self, frame: Frame) -> None:
-        offset = frame.wall - frame.t + self._adjust
-        if self._prev_end is not None and frame.t + offset < self._prev_end:
-            short = self._prev_end - (frame.t + offset)
-            if short > JUMP_TOLERANCE_S:
-                # The clock reads earlier than footage already recorded (stale clock after a reboot):
-                # hold times back until the clock is stepped, and flag the footage.
-                self._adjust += short
-                self._clamped = True
-                log.warning("clock reads %.0f s before the last recorded footage; footage flagged", short)
-            offset += short  # never overlap the previous segment
-        start = frame.t + offset
+        start = frame.t + self._timeline.offset_for(frame.t)
         final = segment_path(self._root, self._cfg.unit.id, start)
         while final.exists():
             start += 0.001
@@ -154,7 +127,7 @@ class SegmentRecorder:
         stream.bit_rate = rec.bitrate_kbps * 1000
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
-        synced = is_synced(self._clock) and not self._clamped
+        synced = self._timeline.synced
         self._open = _Open(final, tmp, container, stream, frame.t, offset, (w, h), synced)
 
     def _encode(self, frame: Frame) -> None:
@@ -186,13 +159,13 @@ class SegmentRecorder:
         if end_t is None:
             step = float(np.median(seg.gaps)) if seg.gaps else 1.0 / self._cfg.camera.fps
             end_t = seg.last_t + step
-        synced = seg.synced and is_synced(self._clock) and not self._clamped
+        synced = seg.synced and self._timeline.synced
         publish(seg.tmp, seg.final)
         size, digest = seg.final.stat().st_size, sha256_file(seg.final)
         segment = self._index.add(seg.final, seg.t0 + seg.offset, end_t + seg.offset, seg.frames, size,
-                                  digest, synced, seg.t0, self._run_id)
+                                  digest, synced, seg.t0, self._timeline.run_id)
         self.last_segment = segment
-        self._prev_end = segment.end
+        self._timeline.published(segment)
         if self._state is not None:
             self._state.report("recording", state="recording", last_segment_at=segment.end,
                                segment_seconds=self._cfg.recording.segment_seconds)
@@ -208,3 +181,18 @@ class SegmentRecorder:
                                last_segment_at=self.last_segment.end if self.last_segment else None,
                                segment_seconds=self._cfg.recording.segment_seconds)
         return segment
+
+
+def make_recorder(cfg: Config, clock: Clock, index: SegmentIndex, masker: PrivacyMasker | None,
+                  source: object, state: StateStore | None = None,
+                  on_segment: Callable[[Segment], None] | None = None) -> SegmentRecorder:
+    """The hardware recorder for a picamera2 source (attached to it; call before source.open()),
+    else the software one. `source` may be a SupervisedSource wrapping the backend."""
+    from agent.sources.picamera2 import Picamera2Source
+
+    backend = getattr(source, "inner", source)
+    if isinstance(backend, Picamera2Source):
+        from agent.segments_hw import Picamera2Recorder
+
+        return Picamera2Recorder(cfg, clock, index, masker, backend, state, on_segment)  # type: ignore[return-value]
+    return SegmentRecorder(cfg, clock, index, masker, state, on_segment)

@@ -1,0 +1,110 @@
+"""Raspberry Pi CSI camera source via picamera2 (imported lazily: only on a Pi, from apt).
+
+The main stream (full resolution) feeds the hardware H.264 encoder when a recorder attaches one
+(agent.segments_hw), and is copied into Frame.image; the lores YUV420 stream's Y plane is Frame.gray.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agent.clock import Clock
+from agent.config import CameraConfig
+from agent.errors import InputError, SourceError
+from agent.sources.base import Frame, FrameTimeout
+
+log = logging.getLogger(__name__)
+
+
+def _import_picamera2() -> Any:
+    try:
+        import picamera2
+    except ImportError as err:
+        raise InputError(
+            f"camera.source = picamera2 but the picamera2 module cannot be imported ({err}); on a Pi "
+            "install python3-picamera2 and create the venv with --system-site-packages"
+        ) from None
+    return picamera2
+
+
+class Picamera2Source:
+    """FrameSource over a Picamera2 camera. A recorder may attach `(encoder, output)` and a
+    `pre_callback` (privacy masks) before open(); they are re-attached on every reopen."""
+
+    def __init__(self, cfg: CameraConfig, clock: Clock, camera_num: int = 0) -> None:
+        self._cfg = cfg
+        self._clock = clock
+        self._camera_num = int(cfg.device) if cfg.device.isdigit() else camera_num
+        self.fps = cfg.fps
+        self.size = (cfg.width, cfg.height)
+        self.camera: Any = None
+        self.recording: tuple[Any, Any] | None = None  # (H264Encoder, Output) from the recorder
+        self.pre_callback: Callable[[Any], None] | None = None
+        self._index = 0
+        self._checked = False
+
+    def open(self) -> None:
+        self.close()
+        pc2 = _import_picamera2()
+        if not self._checked:
+            found = len(pc2.Picamera2.global_camera_info())
+            if self._camera_num >= found:
+                raise InputError(f"camera {self._camera_num} not found: picamera2 sees {found} camera(s)")
+            self._checked = True
+        cfg = self._cfg
+        try:
+            cam = pc2.Picamera2(self._camera_num)
+            config = cam.create_video_configuration(
+                main={"size": (cfg.width, cfg.height), "format": "RGB888"},
+                lores={"size": (cfg.analysis_width, cfg.analysis_height), "format": "YUV420"},
+                controls={"FrameRate": cfg.fps},
+            )
+            cam.configure(config)
+            cam.pre_callback = self.pre_callback
+            if self.recording is not None:
+                encoder, output = self.recording
+                cam.start_recording(encoder, output)
+            else:
+                cam.start()
+        except (RuntimeError, OSError, IndexError) as err:
+            raise SourceError(f"picamera2 camera {self._camera_num}: cannot start: {err}") from None
+        self.camera, self._index = cam, 0
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        cam = self.camera
+        if cam is None:
+            raise SourceError("picamera2: not open")
+        try:
+            request = cam.wait(cam.capture_request(wait=False), timeout=timeout)
+        except TimeoutError:
+            raise FrameTimeout(f"picamera2: no frame in {timeout:.1f} s") from None
+        except RuntimeError as err:
+            raise SourceError(f"picamera2: capture failed: {err}") from None
+        try:
+            t, wall = self._clock.monotonic(), self._clock.time()
+            image = request.make_array("main")
+            yuv = request.make_array("lores")
+        finally:
+            request.release()
+        gray = np.ascontiguousarray(yuv[: self._cfg.analysis_height, : self._cfg.analysis_width])
+        frame = Frame(self._index, t, wall, np.ascontiguousarray(image[:, :, :3]), gray)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        cam, self.camera = self.camera, None
+        if cam is None:
+            return
+        try:
+            if self.recording is not None:
+                cam.stop_recording()
+            else:
+                cam.stop()
+        except Exception as err:  # a wedged camera stack must not stop the reopen
+            log.warning("picamera2: stop failed: %s", err)
+        finally:
+            cam.close()
