@@ -28,6 +28,7 @@ from control_room import create_app, provision
 from control_room.config import Settings
 from control_room.db import get_engine, make_engine, session_scope
 from control_room.models import User
+from tests.control_room.web_fixtures import clip_file, s3_endpoint, snapshot_file  # noqa: F401 (cr-web)
 
 SECRET = "test-secret-key-0123456789abcdef"
 DATABASES = ["sqlite", "postgresql"]

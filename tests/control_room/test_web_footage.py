@@ -14,16 +14,13 @@ from control_room.config import Settings
 from control_room.db import session_scope
 from control_room.models import AuditLog
 from tests.control_room.conftest import SECRET
-from tests.control_room.web_fixtures import (  # noqa: F401  (fixtures)
+from tests.control_room.web_fixtures import (
     BUCKET,
     World,
-    clip_file,
     csrf_from,
     login,
     make_world,
     s3_client,
-    s3_endpoint,
-    snapshot_file,
 )
 
 
@@ -33,7 +30,7 @@ def database_url(sqlite_url: str) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  # noqa: F811
+def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
     return Settings(
         instance_dir=tmp_path,
         database_url=database_url,
@@ -47,7 +44,7 @@ def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  
 
 
 @pytest.fixture
-def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001, F811
+def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001
     return make_world(app, factory, s3_endpoint, clip_file, snapshot_file)
 
 
@@ -79,7 +76,7 @@ def test_event_page_shows_player_snapshot_and_verified_hashes(alice, world: Worl
     assert row.at is not None
 
 
-def test_clip_range_requests_return_exact_bytes(alice, world: World, clip_file: Path, engine) -> None:  # noqa: ANN001, F811
+def test_clip_range_requests_return_exact_bytes(alice, world: World, clip_file: Path, engine) -> None:  # noqa: ANN001
     data = clip_file.read_bytes()
     part = alice.get(f"/events/{world.herts_event}/clip", headers={"Range": "bytes=100-1099"})
     assert part.status_code == 206
@@ -95,7 +92,7 @@ def test_clip_range_requests_return_exact_bytes(alice, world: World, clip_file: 
     assert {r.username for r in rows} == {"alice"}
 
 
-def test_unsatisfiable_range_is_416(alice, world: World, clip_file: Path) -> None:  # noqa: ANN001, F811
+def test_unsatisfiable_range_is_416(alice, world: World, clip_file: Path) -> None:  # noqa: ANN001
     size = clip_file.stat().st_size
     answer = alice.get(f"/events/{world.herts_event}/clip", headers={"Range": f"bytes={size + 10}-"})
     assert answer.status_code == 416
@@ -108,14 +105,14 @@ def test_download_is_an_attachment_and_audited(alice, world: World, engine) -> N
     assert [r.username for r in audit_rows(engine, "clip_download")] == ["alice"]
 
 
-def test_snapshot_is_a_jpeg_and_audited(alice, world: World, snapshot_file: Path, engine) -> None:  # noqa: ANN001, F811
+def test_snapshot_is_a_jpeg_and_audited(alice, world: World, snapshot_file: Path, engine) -> None:  # noqa: ANN001
     answer = alice.get(f"/events/{world.herts_event}/snapshot")
     assert answer.status_code == 200 and answer.mimetype == "image/jpeg"
     assert answer.data == snapshot_file.read_bytes() and answer.data[:2] == b"\xff\xd8"
     assert len(audit_rows(engine, "snapshot_view")) == 1
 
 
-def test_tampered_and_missing_objects_are_flagged(alice, world: World, s3_endpoint: str) -> None:  # noqa: ANN001, F811
+def test_tampered_and_missing_objects_are_flagged(alice, world: World, s3_endpoint: str) -> None:  # noqa: ANN001
     s3 = s3_client(s3_endpoint)
     key = world.clip.key
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the clip" * 100)  # replaced, no checksum
@@ -126,7 +123,7 @@ def test_tampered_and_missing_objects_are_flagged(alice, world: World, s3_endpoi
     assert alice.get(f"/events/{world.herts_event}/snapshot").status_code == 404
 
 
-def test_verify_by_reading_hashes_the_objects(alice, world: World, engine, s3_endpoint: str) -> None:  # noqa: ANN001, F811
+def test_verify_by_reading_hashes_the_objects(alice, world: World, engine, s3_endpoint: str) -> None:  # noqa: ANN001
     page = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
     answer = alice.post(f"/events/{world.herts_event}/verify", data={"csrf_token": csrf_from(page)})
     assert answer.status_code == 302

@@ -13,18 +13,15 @@ import pytest
 
 from control_room.config import Settings
 from tests.control_room.conftest import SECRET
-from tests.control_room.web_fixtures import (  # noqa: F401  (fixtures)
+from tests.control_room.web_fixtures import (
     World,
-    clip_file,
     login,
     make_world,
-    s3_endpoint,
-    snapshot_file,
 )
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  # noqa: F811
+def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
     return Settings(
         instance_dir=tmp_path,
         database_url=database_url,
@@ -38,7 +35,7 @@ def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:  
 
 
 @pytest.fixture
-def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001, F811
+def world(app, factory, s3_endpoint, clip_file, snapshot_file) -> World:  # noqa: ANN001
     return make_world(app, factory, s3_endpoint, clip_file, snapshot_file)
 
 

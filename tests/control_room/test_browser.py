@@ -1,0 +1,182 @@
+"""The control room in a real headless Chromium (Playwright) against the app served over HTTP by waitress,
+with footage in a moto S3 server: log in, a unit turns online, an event arrives, its clip plays.
+
+Screenshots of the fleet and event pages are saved to tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from control_room.config import Settings
+from control_room.db import session_scope
+from control_room.models import AuditLog, Event
+from tests.control_room.conftest import SECRET
+from tests.control_room.web_fixtures import (
+    CHROMIUM_ARGS,
+    chromium_path,
+    event_body,
+    footage_key,
+    heartbeat_body,
+    put_footage,
+)
+
+if chromium_path() is None:
+    pytest.skip("chromium is not installed (run `make system-deps` as root)", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PASSWORD = "correct horse battery"  # noqa: S105
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Debian's chromium (no browser download is possible here), headless, nothing fetched from outside."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": chromium_path(),
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
+    return Settings(
+        instance_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        heartbeat_interval_s=60,
+        sample_interval_s=0,
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+        web_poll_s=0.5,
+    )
+
+
+def log_in(page, base: str, username: str) -> None:  # noqa: ANN001
+    page.goto(base + "/")
+    assert "/login" in page.url
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def send_event(base: str, unit, s3: str, clip: Path, snapshot: Path, stamp: str) -> str:  # noqa: ANN001
+    objects = {
+        "snapshot": put_footage(s3, footage_key(unit.unit_id, stamp, "snapshot.jpg"), snapshot).as_protocol(),
+        "clip": put_footage(s3, footage_key(unit.unit_id, stamp, "clip.mp4"), clip).as_protocol(),
+    }
+    body = event_body(unit.unit_id, stamp, objects, site="High St north")
+    answer = requests.post(
+        f"{base}/api/v1/units/{unit.unit_id}/events", json=body, headers=unit.auth, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return body["event_id"]
+
+
+def test_unit_online_new_event_and_clip_plays(
+    page,
+    live_server,
+    factory,
+    engine,
+    s3_endpoint,  # noqa: ANN001
+    clip_file,
+    snapshot_file,
+) -> None:
+    base = live_server.url
+    unit = factory.unit("herts-mcu-001", "herts")
+    factory.user("alice", "operator", "herts")
+    log_in(page, base, "alice")
+    row = page.locator(f'tr[data-unit="{unit.unit_id}"]')
+    assert row.get_attribute("data-online") == "no"
+    page.evaluate("window.__noReload = true")
+
+    answer = requests.post(
+        f"{base}/api/v1/units/{unit.unit_id}/heartbeat",
+        json=heartbeat_body(unit.unit_id),
+        headers=unit.auth,
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    page.wait_for_selector(f'tr[data-unit="{unit.unit_id}"][data-online="yes"]', timeout=WAIT_MS)
+    assert page.evaluate("window.__noReload") is True  # the row changed without a reload
+    assert row.locator(".status").inner_text() == "online"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "fleet.png"), full_page=True)
+
+    page.click("nav >> text=Events")
+    page.wait_for_url(base + "/events")
+    page.evaluate("window.__noReload = true")
+    event_id = send_event(base, unit, s3_endpoint, clip_file, snapshot_file, "20261118T101500.000Z")
+    new_row = page.locator(f'tr[data-event-id="{event_id}"]')
+    new_row.wait_for(timeout=WAIT_MS)
+    assert page.evaluate("window.__noReload") is True
+
+    new_row.locator("text=open").click()
+    page.wait_for_selector("video#clip")
+    page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0", timeout=WAIT_MS)
+    page.evaluate("document.querySelector('#clip').play()")
+    page.wait_for_function("() => document.querySelector('#clip').currentTime > 1.5", timeout=WAIT_MS)
+    video = page.evaluate(
+        "(() => { const v = document.querySelector('#clip');"
+        " return {w: v.videoWidth, h: v.videoHeight, d: v.duration, e: v.error}; })()"
+    )
+    assert (video["w"], video["h"], video["e"]) == (480, 360, None) and 7 < video["d"] < 9
+    assert page.locator('tr[data-object="clip"]').get_attribute("data-state") == "verified"
+    page.screenshot(path=str(ARTIFACTS / "event.png"), full_page=True)
+
+    with session_scope(engine) as s:
+        pk = s.scalar(select(Event.id).where(Event.event_id == event_id))
+        rows = s.scalars(select(AuditLog).where(AuditLog.item_id == event_id)).all()
+    assert page.url == f"{base}/events/{pk}"
+    actions = {(r.username, r.action) for r in rows}
+    assert {("alice", "event_view"), ("alice", "clip_view"), ("alice", "snapshot_view")} <= actions
+
+
+def test_user_of_another_council_gets_404(
+    browser,
+    live_server,
+    factory,
+    engine,
+    s3_endpoint,  # noqa: ANN001
+    clip_file,
+    snapshot_file,
+) -> None:
+    base = live_server.url
+    unit = factory.unit("herts-mcu-001", "herts")
+    factory.user("bob", "operator", "beds")
+    event_id = send_event(base, unit, s3_endpoint, clip_file, snapshot_file, "20261118T101500.000Z")
+    with session_scope(engine) as s:
+        pk = s.scalar(select(Event.id).where(Event.event_id == event_id))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        log_in(page, base, "bob")
+        for path in (
+            f"/events/{pk}",
+            f"/events/{pk}/clip",
+            f"/events/{pk}/snapshot",
+            f"/units/{unit.unit_id}",
+        ):
+            response = page.goto(base + path)
+            assert response.status == 404, path
+        page.goto(base + "/events")
+        assert page.locator(f'tr[data-event-id="{event_id}"]').count() == 0
+        assert page.locator("#events-table tbody tr.empty").count() == 1
+    finally:
+        context.close()
+    with session_scope(engine) as s:
+        assert s.scalars(select(AuditLog).where(AuditLog.item_id == event_id)).all() == []
