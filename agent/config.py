@@ -79,6 +79,9 @@ class MotionConfig(Section):
     static_tau_s: float = Field(
         1.0, gt=0, le=60, description="changes that stopped moving (light switched on) join the background"
     )
+    persistence_margin: float = Field(
+        0.1, ge=0, le=1, description="motion must recur within this distance (fraction of the frame)"
+    )
     calibration_s: float = Field(
         2.0, ge=0, le=60, description="after start or a global light change: relearn, report nothing"
     )

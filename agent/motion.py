@@ -80,6 +80,7 @@ class MotionDetector:
         self._prev: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._last_changed: np.ndarray | None = None
+        self._prev_boxes: list[Box] = []
         self._lo = 0.0
         self._hi = 255.0
         self._last_analysed: float | None = None
@@ -210,8 +211,21 @@ class MotionDetector:
                                mask=moving)
         cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.static_tau_s), mask=static)
 
+    def _persists(self, boxes: list[Box]) -> bool:
+        """True if some box is near one of the last frame's: a real object moves a bounded distance
+        between analysed frames, rain streaks and noise specks turn up anywhere."""
+        m = self.cfg.persistence_margin
+        for x, y, w, h in boxes:
+            for px, py, pw, ph in self._prev_boxes:
+                if x - m <= px + pw and px - m <= x + w and y - m <= py + ph and py - m <= y + h:
+                    return True
+        return False
+
     def _result(self, t: float, score: float, boxes: list[Box], raw: bool, calibrating: bool) -> MotionResult:
         n = self.cfg.hysteresis_frames
+        if raw and self._run_on and not self._motion and not self._persists(boxes):
+            self._run_on = 0  # a new, unrelated blob: start counting again
+        self._prev_boxes = boxes
         if raw:
             self._run_on += 1
             self._run_off = 0

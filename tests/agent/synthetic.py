@@ -6,7 +6,7 @@ nuisances that fool street-camera detectors (noise, clouds, light steps, IR swit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,7 +14,9 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
-Clip = Callable[[np.ndarray, int, int], Iterator[np.ndarray]]
+# A nuisance maps (frame number, BGR or grayscale uint8 frame) -> grayscale uint8 frame. Applied to
+# a still it makes a no-motion clip; applied to real footage it puts the same weather on real motion.
+Nuisance = Callable[[int, np.ndarray], np.ndarray]
 
 
 def read_frames(path: Path, size: tuple[int, int] = (320, 240), step: int = 1, limit: int | None = None,
@@ -55,89 +57,95 @@ def _out(img: np.ndarray) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def sensor_noise(still: np.ndarray, n: int, seed: int = 0, gain: float = 0.35, sigma: float = 7.0
-                 ) -> Iterator[np.ndarray]:
+def sensor_noise(n: int, seed: int = 0, gain: float = 0.35, sigma: float = 7.0) -> Nuisance:
     """Night: the scene darkened to `gain` of its brightness, with fresh Gaussian noise per frame."""
     rng = np.random.default_rng(seed)
-    base = _gray(still) * gain
-    for _ in range(n):
-        yield _out(base + rng.normal(0.0, sigma, base.shape))
+    return lambda i, img: _out(_gray(img) * gain + rng.normal(0.0, sigma, img.shape[:2]))
 
 
-def cloud_ramp(still: np.ndarray, n: int, seed: int = 0, depth: float = 0.45, sigma: float = 2.0
-               ) -> Iterator[np.ndarray]:
-    """A cloud passes: brightness eases down by `depth` and back up over the clip, with mild noise."""
+def cloud_ramp(n: int, seed: int = 0, depth: float = 0.45, sigma: float = 2.0) -> Nuisance:
+    """A cloud passes every n frames: brightness eases down by `depth` and back up, mild noise."""
     rng = np.random.default_rng(seed)
-    base = _gray(still)
-    for i in range(n):
-        k = 1.0 - depth * np.sin(np.pi * i / max(1, n - 1)) ** 2
-        yield _out(base * k + rng.normal(0.0, sigma, base.shape))
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        k = 1.0 - depth * np.sin(np.pi * (i % n) / max(1, n - 1)) ** 2
+        return _out(_gray(img) * k + rng.normal(0.0, sigma, img.shape[:2]))
+
+    return apply
 
 
-def light_step(still: np.ndarray, n: int, seed: int = 0, gain: float = 1.5, offset: float = 25.0,
-               sigma: float = 2.0) -> Iterator[np.ndarray]:
-    """A street light or exposure jump: halfway through, brightness steps to gain * v + offset."""
+def light_step(n: int, seed: int = 0, gain: float = 1.5, offset: float = 25.0, sigma: float = 2.0
+               ) -> Nuisance:
+    """A street light or exposure jump: brightness steps to gain * v + offset halfway through each
+    n frames (and back at the end of them)."""
     rng = np.random.default_rng(seed)
-    base = _gray(still)
-    for i in range(n):
-        img = base * gain + offset if i >= n // 2 else base
-        yield _out(img + rng.normal(0.0, sigma, base.shape))
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        lit = (i % n) >= n // 2
+        g = _gray(img) * gain + offset if lit else _gray(img)
+        return _out(g + rng.normal(0.0, sigma, img.shape[:2]))
+
+    return apply
 
 
-def ir_switch(still: np.ndarray, n: int, seed: int = 0, sigma: float = 2.0) -> Iterator[np.ndarray]:
-    """Day/night IR cut-filter switch halfway: colour luma before; after it the camera is grayscale
-    and sees near-infrared, where foliage and red surfaces are bright: a brighter, re-weighted image."""
+def ir_switch(n: int, seed: int = 0, sigma: float = 2.0) -> Nuisance:
+    """Day/night IR cut-filter switch halfway through each n frames: colour luma before; after it
+    the camera sees near-infrared, where foliage and red surfaces are bright: a brighter,
+    re-weighted grayscale image. Needs colour (BGR) frames."""
     rng = np.random.default_rng(seed)
-    if still.ndim != 3:
-        raise ValueError("ir_switch needs a colour still")
-    day = _gray(still)
-    b, g, r = (still[..., c].astype(np.float32) for c in range(3))
-    night = 0.65 * r + 0.3 * g + 0.05 * b
-    night = night * 1.3 + 20.0
-    for i in range(n):
-        img = night if i >= n // 2 else day
-        yield _out(img + rng.normal(0.0, sigma, day.shape))
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        if img.ndim != 3:
+            raise ValueError("ir_switch needs colour frames")
+        if (i % n) < n // 2:
+            g = _gray(img)
+        else:
+            b, gr, r = (img[..., c].astype(np.float32) for c in range(3))
+            g = (0.65 * r + 0.3 * gr + 0.05 * b) * 1.3 + 20.0
+        return _out(g + rng.normal(0.0, sigma, img.shape[:2]))
+
+    return apply
 
 
-def rain(still: np.ndarray, n: int, seed: int = 0, drops: int = 120, sigma: float = 2.0
-         ) -> Iterator[np.ndarray]:
+def rain(n: int, seed: int = 0, drops: int = 120, sigma: float = 2.0) -> Nuisance:
     """Heavy rain: fresh short slanted bright streaks all over every frame (motion-blurred drops)."""
     rng = np.random.default_rng(seed)
-    base = _gray(still)
-    h, w = base.shape
-    for _ in range(n):
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        base = _gray(img)
+        h, w = base.shape
         streaks = np.zeros_like(base)
-        xs = rng.integers(0, w, drops)
-        ys = rng.integers(0, h, drops)
-        lengths = rng.integers(6, 18, drops)
-        levels = rng.uniform(30, 70, drops)
+        xs, ys = rng.integers(0, w, drops), rng.integers(0, h, drops)
+        lengths, levels = rng.integers(6, 18, drops), rng.uniform(30, 70, drops)
         for x, y, ln, lv in zip(xs, ys, lengths, levels, strict=True):
             cv2.line(streaks, (int(x), int(y)), (int(x + ln // 4), int(y + ln)), float(lv), 1)
-        yield _out(base + streaks + rng.normal(0.0, sigma, base.shape))
+        return _out(base + streaks + rng.normal(0.0, sigma, base.shape))
+
+    return apply
 
 
-def jitter(still: np.ndarray, n: int, seed: int = 0, max_px: float = 2.0, sigma: float = 2.0
-           ) -> Iterator[np.ndarray]:
+def jitter(n: int, seed: int = 0, max_px: float = 2.0, sigma: float = 2.0) -> Nuisance:
     """Camera shake on a pole: each frame shifted by up to max_px (sub-pixel) in x and y."""
     rng = np.random.default_rng(seed)
-    base = _gray(still)
-    h, w = base.shape
-    for _ in range(n):
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        base = _gray(img)
+        h, w = base.shape
         dx, dy = rng.uniform(-max_px, max_px, 2)
         m = np.float32([[1, 0, dx], [0, 1, dy]])
-        img = cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        yield _out(img + rng.normal(0.0, sigma, base.shape))
+        moved = cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return _out(moved + rng.normal(0.0, sigma, base.shape))
+
+    return apply
 
 
-def steady(still: np.ndarray, n: int, seed: int = 0, sigma: float = 2.0) -> Iterator[np.ndarray]:
-    """The still with ordinary daytime sensor noise: the calm before and after a nuisance."""
+def steady(n: int, seed: int = 0, sigma: float = 2.0) -> Nuisance:
+    """Ordinary daytime sensor noise only: the clean condition."""
     rng = np.random.default_rng(seed)
-    base = _gray(still)
-    for _ in range(n):
-        yield _out(base + rng.normal(0.0, sigma, base.shape))
+    return lambda i, img: _out(_gray(img) + rng.normal(0.0, sigma, img.shape[:2]))
 
 
-NUISANCES: dict[str, Clip] = {
+NUISANCES: dict[str, Callable[..., Nuisance]] = {
     "sensor_noise": sensor_noise,
     "cloud_ramp": cloud_ramp,
     "light_step": light_step,
@@ -147,7 +155,8 @@ NUISANCES: dict[str, Clip] = {
 }
 
 
-def nuisance_clip(name: str, still: np.ndarray, n: int, seed: int = 0, lead_in: int = 0
-                  ) -> list[np.ndarray]:
-    """`lead_in` steady frames (for calibration) followed by n frames of the named nuisance."""
-    return list(steady(still, lead_in, seed + 1000)) + list(NUISANCES[name](still, n, seed))
+def nuisance_clip(name: str, still: np.ndarray, n: int, seed: int = 0) -> list[np.ndarray]:
+    """n grayscale frames of a colour still with the named nuisance; nothing in them moves.
+    Steps and switches happen halfway, a cloud passes over the whole clip."""
+    apply = NUISANCES[name](n, seed)
+    return [apply(i, still) for i in range(n)]
