@@ -77,7 +77,7 @@ class MotionConfig(Section):
         6.0, ge=1, le=100, description="pixels in motion join the background this many times slower"
     )
     static_tau_s: float = Field(
-        1.0, gt=0, le=60, description="changes that stopped moving (light switched on) join the background"
+        1.0, gt=0, le=60, description="still lighting changes (a light switched on) join the background"
     )
     persistence_margin: float = Field(
         0.1, ge=0, le=1, description="motion must recur within this distance (fraction of the frame)"

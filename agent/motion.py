@@ -18,6 +18,8 @@ Box = tuple[float, float, float, float]
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
 _BORDER = 2  # work pixels ignored at each edge
+_FLAT = 10.0  # grey-level spread below which a patch has no pattern to compare
+_RELIT_CORR = 0.0  # correlation with the background above which a still change is lighting
 
 
 def _percentiles(img: np.ndarray, mask: np.ndarray | None, qs: tuple[float, ...]) -> list[float]:
@@ -47,6 +49,25 @@ def threshold_for(sensitivity: float) -> float:
 def min_area_fraction_for(sensitivity: float) -> float:
     """Smallest blob, as a fraction of the analysed area, that counts as motion."""
     return 0.0015 * (1.0 - sensitivity) + 0.0002
+
+
+def _linear(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """gain * img + offset, clipped to 0..255 (a lookup table: no wrap-around, no abs())."""
+    table = np.clip(np.arange(256, dtype=np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return cv2.LUT(img, table)
+
+
+def _lighting_like(frame_px: np.ndarray, bg_px: np.ndarray) -> bool:
+    """True if a still change looks like the background re-lit rather than a new object: the
+    pattern is kept (positive correlation), or either side has no pattern to compare (saturated by
+    a light, or a featureless wall). Only a changed pattern on both sides means a new object."""
+    f = frame_px.astype(np.float32)
+    b = bg_px.astype(np.float32)
+    fs, bs = float(f.std()), float(b.std())
+    if fs < _FLAT or bs < _FLAT:
+        return True
+    corr = float(((f - f.mean()) * (b - b.mean())).mean()) / (fs * bs)
+    return corr > _RELIT_CORR
 
 
 class MotionDetector:
@@ -128,8 +149,8 @@ class MotionDetector:
             cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, self.cfg.calibration_tau_s))
             return self._result(t, 0.0, [], raw=False, calibrating=True)
         moving = cv2.threshold(cv2.absdiff(frame, prev), self._threshold, 255, cv2.THRESH_BINARY)[1]
-        boxes, area, static = self._blobs(changed, moving)
-        self._update_background(frame, changed, static, dt)
+        boxes, area, still, lighting = self._blobs(changed, moving, frame_c)
+        self._update_background(frame, changed, still, lighting, dt)
         score = min(1.0, area / self._zone_area)
         return self._result(t, score, boxes, raw=bool(boxes), calibrating=False)
 
@@ -149,7 +170,7 @@ class MotionDetector:
             self._lo += k * (lo - self._lo)
             self._hi += k * (hi - self._hi)
         span = max(self._hi - self._lo, 16.0)
-        stretched = cv2.convertScaleAbs(gray, alpha=255.0 / span, beta=-self._lo * 255.0 / span)
+        stretched = _linear(gray, 255.0 / span, -self._lo * 255.0 / span)
         return cv2.GaussianBlur(stretched, (5, 5), 0)
 
     def _match_light(self, frame: np.ndarray) -> np.ndarray:
@@ -166,7 +187,7 @@ class MotionDetector:
         offset = b50 - gain * f50
         if abs(gain - 1.0) < 0.02 and abs(offset) < 1.0:
             return frame
-        return cv2.convertScaleAbs(frame, alpha=gain, beta=offset)
+        return _linear(frame, gain, offset)
 
     def _changed(self, frame: np.ndarray, ref: np.ndarray) -> np.ndarray:
         """Binary change mask of frame against ref, tolerant of a 1 px shake (min/max envelope)."""
@@ -177,39 +198,50 @@ class MotionDetector:
         changed = cv2.bitwise_and(changed, self._valid)
         return cv2.dilate(changed, _KERNEL3)
 
-    def _blobs(self, changed: np.ndarray, moving: np.ndarray) -> tuple[list[Box], float, np.ndarray]:
-        """Boxes of big enough changed blobs that also changed since the last frame; the rest of
-        the changed area (a light left on, a parked car) is returned as static."""
+    def _blobs(self, changed: np.ndarray, moving: np.ndarray, frame: np.ndarray
+               ) -> tuple[list[Box], float, np.ndarray, np.ndarray]:
+        """Boxes of big enough changed blobs. A blob counts if it also changed since the last frame
+        or, when still, if it is not a lighting change (a new object, not the old scene brighter).
+        Returns boxes, area, the still-object mask and the lighting mask (absorbed quickly)."""
         n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         hits = np.bincount(labels[moving > 0], minlength=n)
         live = hits >= np.maximum(3, stats[:, cv2.CC_STAT_AREA] * 0.02)
-        live[0] = False
+        still = np.zeros(n, bool)
+        bg = cv2.convertScaleAbs(self._bg)
+        for i in range(1, n):
+            if not live[i] and stats[i, cv2.CC_STAT_AREA] >= self._min_area:
+                x, y, w, h, _ = stats[i]
+                sel = labels[y : y + h, x : x + w] == i
+                still[i] = not _lighting_like(frame[y : y + h, x : x + w][sel], bg[y : y + h, x : x + w][sel])
+        live[0] = still[0] = False
+        counted = live | still
         ww, wh = self.work
         boxes: list[Box] = []
         area = 0.0
-        for i in np.flatnonzero(live):
+        for i in np.flatnonzero(counted):
             x, y, w, h, a = stats[i]
             if a >= self._min_area:
                 boxes.append((x / ww, y / wh, w / ww, h / wh))
                 area += float(a)
-        static = np.where(live[labels], 0, changed).astype(np.uint8)
-        self._mask = changed - static
-        return boxes, area, static
+        lighting = np.where(counted[labels], 0, changed).astype(np.uint8)
+        still_mask = np.where(still[labels], changed, 0).astype(np.uint8)
+        self._mask = changed - lighting
+        return boxes, area, still_mask, lighting
 
     def _alpha(self, dt: float, tau: float) -> float:
         return 1.0 - math.exp(-dt / tau)
 
-    def _update_background(self, frame: np.ndarray, changed: np.ndarray, static: np.ndarray,
-                           dt: float) -> None:
-        """Still pixels at the normal rate, static changes fast, moving things slowly: a passing
-        car does not smear the background, a parked van or a light left on joins it in time."""
+    def _update_background(self, frame: np.ndarray, changed: np.ndarray, still: np.ndarray,
+                           lighting: np.ndarray, dt: float) -> None:
+        """Unchanged pixels and objects that stopped (a parked van) at the normal rate, lighting
+        changes fast, moving things slowly so a passing car does not smear the background."""
         cfg = self.cfg
-        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.background_tau_s),
-                               mask=cv2.bitwise_not(changed))
-        moving = cv2.subtract(changed, static)
-        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.background_tau_s * cfg.moving_tau_factor),
-                               mask=moving)
-        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.static_tau_s), mask=static)
+        normal = cv2.bitwise_or(cv2.bitwise_not(changed), still)
+        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.background_tau_s), mask=normal)
+        moving = cv2.subtract(cv2.subtract(changed, still), lighting)
+        slow = self._alpha(dt, cfg.background_tau_s * cfg.moving_tau_factor)
+        cv2.accumulateWeighted(frame, self._bg, slow, mask=moving)
+        cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, cfg.static_tau_s), mask=lighting)
 
     def _persists(self, boxes: list[Box]) -> bool:
         """True if some box is near one of the last frame's: a real object moves a bounded distance
