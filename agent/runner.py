@@ -197,9 +197,11 @@ def _install_signals(pipeline: Pipeline, result: RunResult) -> Callable[[], None
 def summary(cfg: Config, result: RunResult) -> str:
     """What `make demo` ends with: how many events and where their clips and snapshots are."""
     data_dir = cfg.unit.data_dir
-    lines = [f"{result.frames} frames recorded to {recordings_dir(data_dir)}; "
-             f"{len(result.events)} event(s) in {data_dir / EVENTS_DIR}, records in {data_dir / OUTBOX_DIR}"]
+    lines = [f"{result.frames} frames recorded: segments in {recordings_dir(data_dir)}",
+             f"{len(result.events)} event(s): clips and snapshots in {data_dir / EVENTS_DIR}, "
+             f"records in {data_dir / OUTBOX_DIR}"]
     for rec in result.events:
-        files = ", ".join(str(data_dir / f.path) for f in rec.files)
-        lines.append(f"  {rec.event_id}  {rec.start} .. {rec.end}  peak {rec.peak_score:.3f}: {files}")
+        link = f", continues {rec.previous_event_id}" if rec.previous_event_id else ""
+        lines.append(f"  {rec.event_id}: motion {rec.start} .. {rec.end}, peak {rec.peak_score:.3f}{link}")
+        lines.extend(f"    {f.role:<15} {data_dir / f.path}" for f in rec.files)
     return "\n".join(lines)
