@@ -24,7 +24,7 @@ from flask import Flask
 from sqlalchemy import Engine, text
 
 from agent.clock import ManualClock
-from control_room import create_app, provision
+from control_room import create_app, migrate, provision
 from control_room.config import Settings
 from control_room.db import get_engine, make_engine, session_scope
 from control_room.models import User
@@ -39,15 +39,23 @@ DATABASES = ["sqlite", "postgresql"]
 class PostgresServer:
     host: str
     port: int
+    template: str | None = None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
-    def create_database(self) -> str:
+    def create_database(self, migrated: bool = True) -> str:
+        """A new empty database; `migrated` copies a template already at the newest schema (fast)."""
+        if migrated and self.template is None:
+            self.template = self.create_database(migrated=False).rsplit("/", 1)[1]
+            engine = make_engine(self.url(self.template))
+            migrate.upgrade(engine)
+            engine.dispose()
         name = "t_" + uuid.uuid4().hex[:12]
+        template = f' TEMPLATE "{self.template}"' if migrated else ""
         engine = make_engine(self.url())
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
         engine.dispose()
         return self.url(name)
 
@@ -132,31 +140,44 @@ def engine(app: Flask) -> Engine:
 @dataclass
 class LiveServer:
     url: str
-    app: Flask
+    app: Flask | None
 
 
-def serve_in_thread(app: Flask) -> tuple[waitress.server.BaseWSGIServer, threading.Thread]:
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+class ServerThread(threading.Thread):
+    """waitress's own loop run one poll at a time, so stop() can end it cleanly from outside."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="waitress", daemon=True)
+        self.server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
+        self.port = self.server.effective_port
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        self.server.task_dispatcher.shutdown()
+        for channel in list(self.server._map.values()):
+            channel.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+def serve_in_thread(app: Flask) -> ServerThread:
+    thread = ServerThread(app)
     thread.start()
-    return server, thread
-
-
-def stop_server(server: waitress.server.BaseWSGIServer, thread: threading.Thread) -> None:
-    server.task_dispatcher.shutdown()
-    for channel in list(server._map.values()):  # waitress has no public stop
-        channel.close()
-    thread.join(timeout=10)
+    return thread
 
 
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The app behind waitress on 127.0.0.1:<free port>, spoken to over real HTTP."""
-    server, thread = serve_in_thread(app)
+    thread = serve_in_thread(app)
     try:
-        yield LiveServer(f"http://127.0.0.1:{server.effective_port}", app)
+        yield LiveServer(f"http://127.0.0.1:{thread.port}", app)
     finally:
-        stop_server(server, thread)
+        thread.stop()
 
 
 # ---------------------------------------------------------------- councils, units, users
