@@ -30,6 +30,13 @@ def _pattern(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _schema_v1(value: int) -> int:
+    if value != 1:
+        raise ValueError(f"unsupported schema version {value} (this control room speaks 1)")
+    return value
+
+
+SchemaV1 = Annotated[int, AfterValidator(_schema_v1)]  # strict int: true is not 1
 UtcTime = Annotated[datetime, BeforeValidator(_utc)]
 Text = Annotated[str, Field(max_length=200), _pattern(_PRINTABLE, "text without control characters")]
 Short = Annotated[str, Field(max_length=64), _pattern(_PRINTABLE, "text without control characters")]
@@ -42,7 +49,8 @@ Unit01 = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Part(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # strict: no quiet coercion ("12" is not 12, true is not 1); ints are still accepted as floats
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class ClockPart(Part):
@@ -118,7 +126,7 @@ class GpsPart(Part):
 
 
 class Heartbeat(Part):
-    schema_: Literal[1] = Field(alias="schema")
+    schema_: SchemaV1 = Field(alias="schema")
     unit_id: UnitId | None = None
     seq: Count | None = None
     sent_at: UtcTime | None = None
@@ -157,7 +165,7 @@ class Objects(Part):
 
 
 class EventNote(Part):
-    schema_: Literal[1] = Field(alias="schema")
+    schema_: SchemaV1 = Field(alias="schema")
     event_id: EventId
     unit_id: UnitId | None = None
     site: Annotated[str, Field(max_length=200)] = ""
@@ -167,12 +175,13 @@ class EventNote(Part):
     clip_end: UtcTime | None = None
     peak_score: float | None = Field(None, ge=0, le=10**6)
     peak_time: UtcTime | None = None
-    boxes: list[tuple[Unit01, Unit01, Unit01, Unit01]] = Field(default_factory=list, max_length=64)
+    boxes: list[Annotated[list[Unit01], Field(min_length=4, max_length=4)]] = Field(default_factory=list,
+                                                                                   max_length=64)
     clock_synced: bool | None = None
     previous_event_id: EventId | None = None
     state: Literal["snapshot_uploaded", "clip_uploaded"]
     bucket: Annotated[str, _pattern(names.S3_BUCKET, "bucket")]
-    objects: Objects = Objects()
+    objects: Objects = Field(default_factory=Objects)
 
 
 def first_error(exc: ValidationError) -> str:
