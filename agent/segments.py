@@ -9,6 +9,7 @@ run's earlier segments, so times never overlap or run backwards (see docs/record
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Segment", "SegmentIndex", "SegmentRecorder", "make_recorder", "recordings_dir", "segment_path"]
 
 TIME_BASE = Fraction(1, 1000)  # pts in milliseconds
+RETRY_AFTER_FAILURE_S = 1.0
 
 
 def recordings_dir(data_dir: Path) -> Path:
@@ -79,6 +81,7 @@ class SegmentRecorder:
         self._root = recordings_dir(cfg.unit.data_dir)
         self._root.mkdir(parents=True, exist_ok=True)
         self._open: _Open | None = None
+        self._failed_at: float | None = None  # monotonic time of the last write failure
         self.last_segment: Segment | None = None
         removed = remove_stale_tmp(self._root)
         if removed:
@@ -89,6 +92,41 @@ class SegmentRecorder:
     # --- per frame ---
 
     def write(self, frame: Frame) -> None:
+        """Record one frame. A write failure (disk full, I/O error) drops the segment in progress,
+        reports `recording` state `error`, and recording resumes with a new segment a second later."""
+        try:
+            if self._failed_at is not None and frame.t - self._failed_at < RETRY_AFTER_FAILURE_S:
+                if (step := self._timeline.step_seen(frame.wall, frame.t)) is not None:
+                    self._timeline.apply_step(step)
+                return
+            self._write(frame)
+        except (OSError, av.error.FFmpegError, sqlite3.OperationalError) as err:
+            self._abort(frame.t, err)
+            return
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.info("recording resumed")
+
+    def _abort(self, t: float, err: Exception) -> None:
+        seg, self._open = self._open, None
+        if seg is not None:
+            try:
+                seg.container.close()
+            except (OSError, av.error.FFmpegError):
+                pass
+            seg.tmp.unlink(missing_ok=True)
+        if self._failed_at is None:
+            log.error("recording failed, segment in progress dropped: %s", err)
+        self._failed_at = t
+        if self._state is not None:
+            try:
+                self._state.report("recording", state="error", error=str(err),
+                                   last_segment_at=self.last_segment.end if self.last_segment else None,
+                                   segment_seconds=self._cfg.recording.segment_seconds)
+            except sqlite3.OperationalError:
+                pass
+
+    def _write(self, frame: Frame) -> None:
         seg = self._open
         step = self._timeline.step_seen(frame.wall, frame.t)
         if step is not None:  # the wall clock was stepped: end the segment, re-time the run
@@ -154,8 +192,12 @@ class SegmentRecorder:
         seg, self._open = self._open, None
         if seg is None:
             return None
-        seg.container.mux(seg.stream.encode(None))
-        seg.container.close()
+        try:
+            seg.container.mux(seg.stream.encode(None))
+            seg.container.close()
+        except BaseException:
+            self._open = seg  # for _abort to clean up
+            raise
         if end_t is None:
             step = float(np.median(seg.gaps)) if seg.gaps else 1.0 / self._cfg.camera.fps
             end_t = seg.last_t + step
@@ -175,7 +217,11 @@ class SegmentRecorder:
 
     def close(self) -> Segment | None:
         """Finish and publish the open segment (clean shutdown); the recorder can write again after."""
-        segment = self._finish()
+        try:
+            segment = self._finish()
+        except (OSError, av.error.FFmpegError, sqlite3.OperationalError) as err:
+            self._abort(self._clock.monotonic(), err)
+            return None
         if self._state is not None:
             self._state.report("recording", state="stopped",
                                last_segment_at=self.last_segment.end if self.last_segment else None,
@@ -186,8 +232,8 @@ class SegmentRecorder:
 def make_recorder(cfg: Config, clock: Clock, index: SegmentIndex, masker: PrivacyMasker | None,
                   source: object, state: StateStore | None = None,
                   on_segment: Callable[[Segment], None] | None = None) -> SegmentRecorder:
-    """The hardware recorder for a picamera2 source (attached to it; call before source.open()),
-    else the software one. `source` may be a SupervisedSource wrapping the backend."""
+    """The hardware recorder for a picamera2 source (it attaches the encoder to the camera, open or
+    not), else the software one. `source` may be a SupervisedSource wrapping the backend."""
     from agent.sources.picamera2 import Picamera2Source
 
     backend = getattr(source, "inner", source)

@@ -151,7 +151,7 @@ def mask_callback(mapped_array: Any, masker: PrivacyMasker) -> Callable[[Any], N
 
 class Picamera2Recorder:
     """Same interface as SegmentRecorder: write(frame) per frame (indexes finished segments, follows
-    clock steps), close() publishes the open segment. Attach before the source is opened."""
+    clock steps), close() publishes the open segment. Attaches to the source, open or not."""
 
     def __init__(self, cfg: Config, clock: Clock, index: SegmentIndex, masker: PrivacyMasker | None,
                  source: Picamera2Source, state: StateStore | None = None,
@@ -175,10 +175,9 @@ class Picamera2Recorder:
         self.output = segment_output_class(pc2.outputs.Output)(
             cfg, clock, root, self._finished, lambda: self._timeline.synced
         )
-        source.recording = (self.encoder, self.output)
-        if masker is not None and masker.active:
-            source.pre_callback = mask_callback(pc2.MappedArray, masker)
         self.last_segment: Segment | None = None
+        active = masker is not None and masker.active
+        source.attach(self.encoder, self.output, mask_callback(pc2.MappedArray, masker) if active else None)
 
     def write(self, frame: Frame) -> None:
         step = self._timeline.step_seen(frame.wall, frame.t)

@@ -7,6 +7,7 @@ The main stream (full resolution) feeds the hardware H.264 encoder when a record
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +33,9 @@ def _import_picamera2() -> Any:
 
 
 class Picamera2Source:
-    """FrameSource over a Picamera2 camera. A recorder may attach `(encoder, output)` and a
-    `pre_callback` (privacy masks) before open(); they are re-attached on every reopen."""
+    """FrameSource over a Picamera2 camera. A recorder attaches `(encoder, output)` and a
+    `pre_callback` (privacy masks) with attach(), before or after open() and from any thread; they
+    are re-attached on every reopen. open/close/attach share one lock; read() runs unlocked."""
 
     def __init__(self, cfg: CameraConfig, clock: Clock, camera_num: int = 0) -> None:
         self._cfg = cfg
@@ -46,9 +48,22 @@ class Picamera2Source:
         self.pre_callback: Callable[[Any], None] | None = None
         self._index = 0
         self._checked = False
+        self._lock = threading.Lock()
+
+    def attach(self, encoder: Any, output: Any, pre_callback: Callable[[Any], None] | None) -> None:
+        """Record the main stream with `encoder` into `output`; starts at once if already open."""
+        with self._lock:
+            self.recording, self.pre_callback = (encoder, output), pre_callback
+            if self.camera is not None:
+                self.camera.pre_callback = pre_callback
+                self.camera.start_encoder(encoder, output)
 
     def open(self) -> None:
         self.close()
+        with self._lock:
+            self._open()
+
+    def _open(self) -> None:
         pc2 = _import_picamera2()
         if not self._checked:
             found = len(pc2.Picamera2.global_camera_info())
@@ -96,7 +111,8 @@ class Picamera2Source:
         return frame
 
     def close(self) -> None:
-        cam, self.camera = self.camera, None
+        with self._lock:
+            cam, self.camera = self.camera, None
         if cam is None:
             return
         try:

@@ -45,11 +45,14 @@ def pi_config(tmp_path, **recording):
                        recording={"segment_seconds": 4, "keyframe_interval_s": 1, **recording})
 
 
-def run(cfg, clock, picamera2, seconds, masker=None, stall_at=None):
+def run(cfg, clock, picamera2, seconds, masker=None, stall_at=None, attach_late=False):
     index = SegmentIndex(connect(db_path(cfg.unit.data_dir)))
     source = SupervisedSource(make_source(cfg.camera, clock), cfg.camera, clock)
+    if attach_late:  # the pipeline opens the camera in its capture thread, the recorder comes later
+        source.open()
     recorder = make_recorder(cfg, clock, index, masker, source)
-    source.open()
+    if not attach_late:
+        source.open()
     frames = []
     end = clock.monotonic() + seconds
     while clock.monotonic() < end:
@@ -85,10 +88,13 @@ def test_picamera2_source_frames_and_configuration(tmp_path, fake_picamera2) -> 
     assert cam.closed
 
 
-def test_hardware_recording_segments_at_keyframes_with_masks(tmp_path, fake_picamera2) -> None:
+@pytest.mark.parametrize("attach_late", [False, True], ids=["attach-then-open", "open-then-attach"])
+def test_hardware_recording_segments_at_keyframes_with_masks(tmp_path, fake_picamera2, attach_late) -> None:
     cfg = pi_config(tmp_path)
     clock = ManualClock()
-    index, frames, _ = run(cfg, clock, fake_picamera2, 13, masker=PrivacyMasker([LEFT_THIRD]))
+    index, frames, _ = run(cfg, clock, fake_picamera2, 13, masker=PrivacyMasker([LEFT_THIRD]),
+                           attach_late=attach_late)
+    assert len(fake_picamera2.Picamera2.instances) == 1
     segments = index.all()
     assert [round(s.duration) for s in segments] == [4, 4, 4, 1]
     assert sum(s.frames for s in segments) == len(frames) == 130
