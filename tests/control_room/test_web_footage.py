@@ -145,3 +145,31 @@ def test_audit_rows_cannot_be_changed(alice, world: World, engine) -> None:  # n
     with pytest.raises(DatabaseError), engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
     assert audit_rows(engine, "event_view")[0].username == "alice"
+
+
+def test_metadata_only_hash_is_shown_as_weaker(
+    alice, world: World, s3_endpoint: str, clip_file: Path
+) -> None:  # noqa: ANN001
+    """A multipart upload has no whole-object checksum in S3: only the uploader's metadata matches."""
+    s3 = s3_client(s3_endpoint)
+    s3.put_object(
+        Bucket=BUCKET, Key=world.clip.key, Body=clip_file.read_bytes(), Metadata={"sha256": world.clip.sha256}
+    )
+    html = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    assert 'data-object="clip" data-state="metadata"' in html
+
+
+def test_events_filter_by_unit_and_time(app, world: World) -> None:  # noqa: ANN001
+    pat = app.test_client()
+    login(pat, "pat")
+    both = pat.get("/events").get_data(as_text=True)
+    assert f'id="event-{world.herts_event}"' in both and f'id="event-{world.beds_event}"' in both
+    one = pat.get(f"/events?unit={world.beds_unit}").get_data(as_text=True)
+    assert f'id="event-{world.herts_event}"' not in one and f'id="event-{world.beds_event}"' in one
+    # herts event at 10:15 UTC, beds at 10:16 UTC; in November UK time is GMT (= UTC)
+    late = pat.get("/events?since=2026-11-18T10:15:30").get_data(as_text=True)
+    assert f'id="event-{world.herts_event}"' not in late and f'id="event-{world.beds_event}"' in late
+    early = pat.get("/events?until=2026-11-18T10:15:30").get_data(as_text=True)
+    assert f'id="event-{world.herts_event}"' in early and f'id="event-{world.beds_event}"' not in early
+    bad = pat.get("/events?since=yesterday")
+    assert bad.status_code == 200 and "Ignored a time" in bad.get_data(as_text=True)
