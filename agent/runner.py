@@ -158,8 +158,8 @@ SERVICES = [("upload", "agent.upload.worker", "UploadService"),
 def start_services(cfg: Config, clock: Clock) -> list[Any]:
     started = []
     for section, module, name in SERVICES:
-        if not getattr(cfg, section).enabled:
-            continue
+        if not getattr(cfg, section).enabled and section != "status":
+            continue  # status always runs: it sends READY=1 and feeds the watchdog (no heartbeats if off)
         try:
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError):

@@ -35,7 +35,8 @@ class Liveness:
 
     def __init__(self, cfg: Config, started_mono: float, upload_stale_s: float = UPLOAD_STALE_S) -> None:
         seg = cfg.recording.segment_seconds
-        self.limits = {"camera": cfg.camera.stall_timeout_s, "recording": 2 * seg + 10.0}
+        # the camera reports about once a second while frames flow; allow for that and our own tick
+        self.limits = {"camera": cfg.camera.stall_timeout_s + 5.0, "recording": 2 * seg + 10.0}
         if cfg.upload.enabled:
             self.limits["upload"] = upload_stale_s
         self.started = started_mono
@@ -67,7 +68,7 @@ class Liveness:
             elif now_mono - last > limit:
                 fresh = row is not None and row.updated_mono > last
                 said = row.state.get("state", "not alive") if fresh and row is not None else "silent"
-                problems.append(f"{component} {said} for {now_mono - last:.0f}s")
+                problems.append(f"{component} {said} for over {limit:.0f}s")
         if problems:
             return Verdict(False, "; ".join(problems))
         return Verdict(True, "starting" if len(self._last_good) < len(self.limits) else "all stages alive")

@@ -57,7 +57,7 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                    self._sock.settimeout(1.0)
+                    self._sock.setblocking(False)  # never wait on systemd: a full queue drops it
                 self._sock.sendto(data, self.address)
                 return True
             except OSError as err:
