@@ -7,7 +7,7 @@ states are Enums stored as text; ACTIVE jobs found at start-up were interrupted 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -431,6 +431,12 @@ class UploadQueue:
             "SELECT event_id, error, created_at FROM upload_events WHERE state = ?",
             (EventState.REJECTED.value,),
         ).fetchall()
+
+
+def upload_is_pending(conn: sqlite3.Connection) -> Callable[[str], bool]:
+    """Retention's `is_pending` for the connection of the retention thread: pending until COMPLETE."""
+    UploadQueue(conn)
+    return lambda event_id: UploadQueue(conn).known_event(event_id) is not EventState.COMPLETE
 
 
 def pending_event_ids(conn: sqlite3.Connection, data_dir: Path) -> set[str]:

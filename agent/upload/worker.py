@@ -23,15 +23,16 @@ from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import AgentError, InputError, PermanentError, TransientError
-from agent.fsutil import sha256_file
+from agent.fsutil import atomic_write_bytes, sha256_file
 from agent.outbox import OUTBOX_DIR, read_event
+from agent.retention import uploaded_marker
 from agent.state import StateStore
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, Stopped, TokenBucket
 from agent.upload.intake import Intake, record_path, scan_outbox, watch_outbox
 from agent.upload.manifest import load_signing_key
 from agent.upload.notify import event_body, send_event
-from agent.upload.queue import Job, JobKind, JobState, Lane, UploadQueue, pending_event_ids
+from agent.upload.queue import EventState, Job, JobKind, JobState, Lane, UploadQueue, pending_event_ids
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,9 @@ class UploadService:
         else:
             q.set_state(job.id, JobState.DONE, now=self.clock.time())
             self._last_error = None
+            if q.known_event(job.event_id) is EventState.COMPLETE:
+                # the marker is retention's default contract (agent/retention.py); the DB is the truth
+                atomic_write_bytes(uploaded_marker(self.cfg.unit.data_dir, job.event_id), b"")
             log.info("uploaded %s/%s (%d bytes, verified by %s)", job.event_id, job.role, job.size, how)
             self._wake_all()
         finally:
@@ -241,6 +245,7 @@ class UploadService:
     def _attempt(self, ctx: _LaneCtx, job: Job) -> str:
         if self._stop.is_set():
             raise Stopped
+        job = ctx.queue.get(job.id)  # a retry must see the UploadId persisted by the attempt before
         try:
             if job.kind is JobKind.NOTIFY:
                 record = read_event(record_path(self.cfg.unit.data_dir, job.event_id))
