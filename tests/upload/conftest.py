@@ -5,6 +5,7 @@ events published to the outbox exactly as events.py does, and the fault-injectin
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -22,10 +23,12 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from agent.clock import iso_utc
+from agent.clock import SystemClock, iso_utc
 from agent.config import Config, parse_config
 from agent.fsutil import atomic_write_bytes
 from agent.outbox import EventFile, EventRecord, publish_event
+from agent.upload.worker import RetryPolicy, UploadService
+from provisioning.iam import unit_policy
 from tests.upload.faultproxy import FaultProxy
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -33,6 +36,7 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 UNIT = "herts-mcu-001"
 REGION = "eu-west-2"
 ADMIN = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+IAM_BUCKET = "cctv-footage"
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
@@ -205,3 +209,50 @@ def _up(url: str) -> bool:
         return requests.get(f"{url}/moto-api/", timeout=1).status_code < 500
     except requests.RequestException:
         return False
+
+
+def iam_user(iam: Any, name: str, policy: dict[str, Any]) -> dict[str, str]:
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+
+@pytest.fixture
+def enforced(iam_moto: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Bucket, an auditor with full access and the unit's user; then IAM enforcement is switched on."""
+    boto3.client("s3", endpoint_url=iam_moto, region_name=REGION, **ADMIN).create_bucket(
+        Bucket=IAM_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    iam = boto3.client("iam", endpoint_url=iam_moto, region_name="us-east-1", **ADMIN)
+    admin = iam_user(
+        iam,
+        "auditor",
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]},
+    )
+    unit = iam_user(iam, UNIT, unit_policy(IAM_BUCKET, "units", UNIT))
+    requests.post(f"{iam_moto}/moto-api/reset-auth", data=b"0", timeout=5).raise_for_status()
+    return iam_moto, admin, unit
+
+
+FAST = RetryPolicy(
+    transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2, status_s=0.2
+)
+
+
+@pytest.fixture
+def service() -> Iterator[Callable[[Config], UploadService]]:
+    """Start UploadService instances (fast retry policy); all are stopped and joined at the end."""
+    started: list[UploadService] = []
+
+    def _start(cfg: Config) -> UploadService:
+        svc = UploadService(cfg, SystemClock(), FAST)
+        svc.start()
+        started.append(svc)
+        return svc
+
+    yield _start
+    for svc in started:
+        svc.stop()
+    for svc in started:
+        assert svc.join(10), "upload service did not stop"

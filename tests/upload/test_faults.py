@@ -13,11 +13,10 @@ from agent.db import connect, db_path
 from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.queue import UploadQueue
-from agent.upload.worker import RetryPolicy, UploadService
-from tests.upload.conftest import make_config, objects, publish, wait_until
+from agent.upload.worker import UploadService
+from tests.upload.conftest import FAST, make_config, objects, publish, wait_until
 from tests.upload.faultproxy import FaultProxy
 
-FAST = RetryPolicy(transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2, status_s=0.2)
 MIB = 1024 * 1024
 
 
@@ -45,7 +44,9 @@ def test_events_published_while_the_link_is_cut_all_arrive_when_it_returns(
         up = state.read("upload")
         assert up is not None and up.state["last_error"] and up.state["failed"] == 0  # waiting, not failed
         proxy.restore()
-        wait_until(lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "all events after the cut")
+        wait_until(
+            lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "all events after the cut"
+        )
     finally:
         svc.stop()
         assert svc.join(10)
@@ -95,10 +96,14 @@ def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(
         records = publish_events(1, clip_size=200_000)
         conn = connect(db_path(data))
         state = StateStore(conn, SystemClock())
-        wait_until(lambda: (s := state.read("upload")) and s.state["last_error"], 10, "a timeout to be reported")
+        wait_until(
+            lambda: (s := state.read("upload")) and s.state["last_error"], 10, "a timeout to be reported"
+        )
         assert "timeout" in state.read("upload").state["last_error"].lower()  # type: ignore[union-attr]
         proxy.restore()
-        wait_until(lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "upload after the stall")
+        wait_until(
+            lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "upload after the stall"
+        )
     finally:
         svc.stop()
         assert svc.join(10)

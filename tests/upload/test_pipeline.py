@@ -13,12 +13,8 @@ from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_chain
 from agent.upload.queue import UploadQueue
-from agent.upload.worker import RetryPolicy, UploadService
-from tests.upload.conftest import make_config, objects, wait_until
-
-FAST = RetryPolicy(
-    transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2, status_s=0.2
-)
+from agent.upload.worker import UploadService
+from tests.upload.conftest import FAST, make_config, objects, wait_until
 
 
 def run_service(cfg: Any) -> UploadService:

@@ -29,8 +29,12 @@ KILLS = 22
 
 
 def start(cfg_path: Path, log: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.upload.uploader_proc", str(cfg_path)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.upload.uploader_proc", str(cfg_path)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.mark.slow
@@ -39,29 +43,47 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 ) -> None:
     rng = random.Random(int(os.environ.get("POWERCUT_SEED", "20261128")))
     data = tmp_path / "data"
-    raw = {"unit": {"id": "herts-mcu-001", "data_dir": str(data)},
-           "upload": {"endpoint_url": proxy.url, "region": REGION, "bucket": bucket, **{
-               "access_key_id": ADMIN["aws_access_key_id"], "secret_access_key": ADMIN["aws_secret_access_key"]},
-               "multipart_threshold_mb": 5, "part_size_mb": 5, "timeout_s": 3, "monthly_budget_mb": 0}}
+    raw = {
+        "unit": {"id": "herts-mcu-001", "data_dir": str(data)},
+        "upload": {
+            "endpoint_url": proxy.url,
+            "region": REGION,
+            "bucket": bucket,
+            **{
+                "access_key_id": ADMIN["aws_access_key_id"],
+                "secret_access_key": ADMIN["aws_secret_access_key"],
+            },
+            "multipart_threshold_mb": 5,
+            "part_size_mb": 5,
+            "timeout_s": 3,
+            "monthly_budget_mb": 0,
+        },
+    }
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(raw))
     cfg = make_config(data, proxy.url, bucket, multipart_threshold_mb=5, part_size_mb=5)
-    proxy.link.rate_bps = 80e6  # slow enough that kills land mid-part
+    proxy.link.rate_bps = 200e6  # slow enough that kills land mid-part
     base = time.time() - 3600
     records = [publish(data, base + i * 30, os.urandom(rng.choice([12_000_000, 300_000]))) for i in range(6)]
     kills = 0
     with open(tmp_path / "uploader.log", "ab") as log:
         while kills < KILLS:
             proc = start(cfg_path, log)
-            time.sleep(rng.uniform(0.5, 2.2))
+            time.sleep(rng.uniform(0.8, 2.6))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
             if kills % 4 == 0:  # more events arrive while the uploader is dead
-                records.append(publish(data, base + len(records) * 30, os.urandom(rng.choice([7_000_000, 80_000]))))
+                records.append(
+                    publish(data, base + len(records) * 30, os.urandom(rng.choice([7_000_000, 80_000])))
+                )
         proc = start(cfg_path, log)
         try:
-            want = {object_prefix(cfg, r) + n for r in records for n in ("clip.mp4", "snapshot.jpg", "manifest.json")}
+            want = {
+                object_prefix(cfg, r) + n
+                for r in records
+                for n in ("clip.mp4", "snapshot.jpg", "manifest.json")
+            }
             wait_until(lambda: set(objects(s3_admin, bucket)) >= want, 90, "every event after the kills")
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -78,6 +100,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     assert q.stats().pending == 0 and q.stats().failed == 0
     order = [r[0] for r in conn.execute("SELECT event_id FROM upload_events ORDER BY rowid")]
     assert sorted(order) == sorted(r.event_id for r in records)
-    manifests = [s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, r) + "manifest.json")["Body"].read()
-                 for r in sorted(records, key=lambda r: order.index(r.event_id))]
+    manifests = [
+        s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, r) + "manifest.json")["Body"].read()
+        for r in sorted(records, key=lambda r: order.index(r.event_id))
+    ]
     verify_chain(manifests)  # kills during intake never broke or forked the manifest chain

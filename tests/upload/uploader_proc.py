@@ -20,8 +20,9 @@ from agent.upload.worker import RetryPolicy, UploadService
 def main(path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     cfg = parse_config(json.loads(Path(path).read_text()), path, env={})
-    policy = RetryPolicy(transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2,
-                         status_s=0.2)
+    policy = RetryPolicy(
+        transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2, status_s=0.2
+    )
     svc = UploadService(cfg, SystemClock(), policy)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
