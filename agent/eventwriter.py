@@ -69,6 +69,8 @@ class EventWriter:
         self._masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self.published: list[Path] = []  # outbox records written (read after join)
+        # Called on the writer thread after each publish (e.g. StatusService.trigger); must not block.
+        self.listeners: list[Callable[[EventRecord], None]] = []
         self.failures = 0
 
     def start(self) -> None:
@@ -159,7 +161,10 @@ class EventWriter:
         if not files:
             raise AgentError("neither clip nor snapshot could be made")
         record = self._record(ev, clip, files, segs, extra)
-        return publish_event(self._data_dir, record)
+        path = publish_event(self._data_dir, record)
+        for listener in self.listeners:
+            listener(record)
+        return path
 
     def _resolve(self, seg: SegmentLike) -> SegmentLike:
         path = Path(seg.path)

@@ -36,9 +36,11 @@ class Recorder(Protocol):
     def close(self) -> None: ...
 
 
-# Built inside the thread that uses them (sqlite connections belong to one thread).
-SourceFactory = Callable[[StateStore], FrameSource]  # returns an opened source
-RecorderFactory = Callable[[sqlite3.Connection, StateStore], Recorder]
+# Built inside the thread that uses them (sqlite connections belong to one thread). The source is
+# made (not opened) by the capture thread, the recorder is attached to it by the record thread (a
+# picamera2 hardware recorder must be, before the camera starts), then the capture thread opens it.
+SourceFactory = Callable[[StateStore], FrameSource]
+RecorderFactory = Callable[[sqlite3.Connection, StateStore, FrameSource], Recorder]
 
 
 class Analyser:
@@ -85,18 +87,20 @@ class Pipeline:
     and the EventWriter. `start()`, `stop()` (finish the open segment and event), `join(timeout)`;
     a non-looping file source ends the pipeline by itself after everything is flushed."""
 
-    def __init__(self, cfg: Config, data_dir: Path, clock: Clock, open_source: SourceFactory,
+    def __init__(self, cfg: Config, data_dir: Path, clock: Clock, make_source: SourceFactory,
                  make_recorder: RecorderFactory, writer: EventWriter, recording_done: threading.Event,
                  live: bool, queue_frames: int = 20) -> None:
         self._cfg = cfg
         self._db = db_path(data_dir)
         self._clock = clock
-        self._open_source = open_source
+        self._make_source = make_source
         self._make_recorder = make_recorder
         self._writer = writer
         self._recording_done = recording_done
         self._live = live
         self._stop = threading.Event()
+        self._made: queue.Queue[FrameSource] = queue.Queue(1)  # capture -> record: the unopened source
+        self._attached = threading.Event()  # record -> capture: the recorder is ready
         self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self.analyser = Analyser(cfg, cfg.unit.id)
@@ -149,7 +153,13 @@ class Pipeline:
         conn = connect(self._db)
         source: FrameSource | None = None
         try:
-            source = self._open_source(StateStore(conn, self._clock))
+            made = self._make_source(StateStore(conn, self._clock))
+            self._made.put(made)
+            while not self._attached.wait(0.5):
+                if self._stop.is_set():
+                    return
+            source = made
+            source.open()
             while not self._stop.is_set():
                 try:
                     frame = source.read(timeout=1.0)
@@ -192,7 +202,15 @@ class Pipeline:
         conn = connect(self._db)
         recorder: Recorder | None = None
         try:
-            recorder = self._make_recorder(conn, StateStore(conn, self._clock))
+            while True:
+                try:
+                    made = self._made.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+            recorder = self._make_recorder(conn, StateStore(conn, self._clock), made)
+            self._attached.set()
             while (frame := self._rec_q.get()) is not _END:
                 recorder.write(frame)
         finally:

@@ -28,7 +28,7 @@ from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.pipeline import Pipeline, Recorder
 from agent.retention import Retention
-from agent.segments import SegmentIndex, SegmentRecorder, recordings_dir
+from agent.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
@@ -90,6 +90,9 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False,
                                      name="retention", daemon=True)
         retention.start()
         services = start_services(cfg, clock)  # status last: it tells systemd we are ready
+        for service in services:
+            if hasattr(service, "trigger"):  # a heartbeat goes out at once on a motion event
+                writer.listeners.append(lambda _rec, s=service: s.trigger("event"))
         while pipeline.is_alive():
             if stop is not None and stop.is_set():
                 pipeline.stop()
@@ -120,17 +123,18 @@ def check_source(cfg: Config) -> None:
 
 
 def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSource]:
-    def open_source(state: StateStore) -> FrameSource:
-        supervised = SupervisedSource(make_source(cfg.camera, clock), cfg.camera, clock, state)
-        supervised.open()
-        return supervised
-    return open_source
+    """The configured camera, supervised (reopened on stalls), not yet opened."""
+    def make(state: StateStore) -> FrameSource:
+        return SupervisedSource(make_source(cfg.camera, clock), cfg.camera, clock, state)
+    return make
 
 
-def recorder_factory(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection, StateStore], Recorder]:
-    def make(conn: sqlite3.Connection, state: StateStore) -> Recorder:
+def recorder_factory(cfg: Config, clock: Clock
+                     ) -> Callable[[sqlite3.Connection, StateStore, FrameSource], Recorder]:
+    """The hardware recorder for picamera2 (attached to the source), else the software one."""
+    def make(conn: sqlite3.Connection, state: StateStore, source: FrameSource) -> Recorder:
         masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
-        return SegmentRecorder(cfg, clock, SegmentIndex(conn), masker=masker, state=state)
+        return make_recorder(cfg, clock, SegmentIndex(conn), masker, source, state)
     return make
 
 

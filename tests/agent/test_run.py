@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -143,3 +144,62 @@ def test_run_missing_video_is_one_line_exit_2(tmp_path) -> None:
     assert out.stderr.strip().splitlines() == [
         f"cctv-agent run: error: camera.device: video file not found: {tmp_path / 'missing.avi'}"]
     assert not data_dir.exists()
+
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    monkeypatch.syspath_prepend(str(FAKES))
+    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import picamera2
+
+    monkeypatch.setattr(picamera2.Picamera2, "scene", footage(VTEST))
+    monkeypatch.setattr(picamera2.Picamera2, "instances", [])
+    monkeypatch.setattr(picamera2.Picamera2, "stall_after", None)
+    yield picamera2
+    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
+        sys.modules.pop(name, None)
+
+
+def test_run_on_the_picamera2_hardware_path_until_stopped(tmp_path, fake_picamera2, monkeypatch) -> None:
+    """The fake Pi camera films the sample clip; stop mid-event (as SIGTERM does) publishes it."""
+    cfg = parse_config({
+        "unit": {"id": "pi-unit", "data_dir": str(tmp_path)},
+        "camera": {"source": "picamera2", "width": 640, "height": 360, "fps": 10},
+        "recording": {"segment_seconds": 2, "keyframe_interval_s": 1},
+        "privacy": {"masks": [{"polygon": MASK}]},
+        "upload": {"enabled": False}, "status": {"enabled": False},
+    }, env={})
+    from agent.sources.picamera2 import Picamera2Source
+
+    clock = ManualClock(wall=T0)
+    read = Picamera2Source.read
+
+    def one_frame_per_tick(self, timeout: float = 1.0):  # the real camera delivers at 10 fps
+        clock.advance(0.1)
+        return read(self, timeout)
+
+    monkeypatch.setattr(Picamera2Source, "read", one_frame_per_tick)
+    stop = threading.Event()
+
+    def stop_after_segments() -> None:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("recordings/*/*.mp4"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+
+    threading.Thread(target=stop_after_segments, daemon=True).start()
+    result = run(cfg, clock, stop=stop)
+    assert len(result.events) == 1 and result.events[0].extra["close_reason"] == "finished"
+    rec = result.events[0]
+    segments = SegmentIndex(connect(db_path(tmp_path))).all()
+    assert len(segments) >= 3 and epoch(rec.clip_end) == pytest.approx(segments[-1].end, abs=0.25)
+    with av.open(str(tmp_path / rec.file("clip").path)) as c:
+        frames = list(c.decode(video=0))
+    assert frames[0].key_frame and len(frames) >= 40
+    assert frames[-1].to_ndarray(format="bgr24")[:, :50].max() < 30  # masked by the hardware path
+    snap = cv2.imread(str(tmp_path / rec.file("snapshot").path))
+    assert snap.shape == (360, 640, 3) and snap[:, :50].mean() < 12
