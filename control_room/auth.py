@@ -110,16 +110,6 @@ def can(permission: str) -> bool:
     return user is not None and permission in PERMISSIONS.get(user.role, frozenset())
 
 
-def login_required(view: F) -> F:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if g.get("user") is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return wrapped  # type: ignore[return-value]
-
-
 def require(permission: str) -> Callable[[F], F]:
     """Log in first; then 403 unless the user's role grants `permission`."""
 

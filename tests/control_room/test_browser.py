@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from control_room.config import Settings
 from control_room.db import session_scope
-from control_room.models import AuditLog, Event
+from control_room.models import AuditLog, Deployment, Event, Site, Unit
 from tests.control_room.conftest import SECRET
 from tests.control_room.web_fixtures import (
     CHROMIUM_ARGS,
@@ -87,30 +87,51 @@ def send_event(base: str, unit, s3: str, clip: Path, snapshot: Path, stamp: str)
     return body["event_id"]
 
 
-def test_unit_online_new_event_and_clip_plays(
-    page,
-    live_server,
-    factory,
-    engine,
-    s3_endpoint,  # noqa: ANN001
-    clip_file,
-    snapshot_file,
+def beat(base: str, unit, seq: int = 1, **parts) -> None:  # noqa: ANN001
+    answer = requests.post(
+        f"{base}/api/v1/units/{unit.unit_id}/heartbeat",
+        json=heartbeat_body(unit.unit_id, seq, **parts),
+        headers=unit.auth,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def deploy_at_site(engine, unit_id: str, clock) -> None:  # noqa: ANN001
+    """A site ~35 m from the unit's GPS and an open deployment, so the map shows both."""
+    with session_scope(engine) as s:
+        unit = s.scalar(select(Unit).where(Unit.unit_id == unit_id))
+        site = Site(
+            council_id=unit.council_id, name="High St north", address="1 High St", lat=51.7052, lon=-0.2776
+        )
+        s.add(site)
+        s.flush()
+        s.add(
+            Deployment(
+                unit_pk=unit.id,
+                site_id=site.id,
+                purpose="Fly-tipping",
+                dpia_ref="DPIA-2026-014",
+                signage_confirmed=True,
+                start=clock.now(),
+                review_date=clock.now().date(),
+            )
+        )
+
+
+def test_unit_online_new_event_and_clip_plays(  # noqa: ANN001
+    page, live_server, factory, engine, clock, s3_endpoint, clip_file, snapshot_file
 ) -> None:
     base = live_server.url
     unit = factory.unit("herts-mcu-001", "herts")
     factory.user("alice", "operator", "herts")
+    deploy_at_site(engine, unit.unit_id, clock)
     log_in(page, base, "alice")
     row = page.locator(f'tr[data-unit="{unit.unit_id}"]')
     assert row.get_attribute("data-online") == "no"
     page.evaluate("window.__noReload = true")
 
-    answer = requests.post(
-        f"{base}/api/v1/units/{unit.unit_id}/heartbeat",
-        json=heartbeat_body(unit.unit_id),
-        headers=unit.auth,
-        timeout=10,
-    )
-    assert answer.status_code == 200
+    beat(base, unit)
     page.wait_for_selector(f'tr[data-unit="{unit.unit_id}"][data-online="yes"]', timeout=WAIT_MS)
     assert page.evaluate("window.__noReload") is True  # the row changed without a reload
     assert row.locator(".status").inner_text() == "online"
@@ -144,6 +165,22 @@ def test_unit_online_new_event_and_clip_plays(
     assert page.url == f"{base}/events/{pk}"
     actions = {(r.username, r.action) for r in rows}
     assert {("alice", "event_view"), ("alice", "clip_view"), ("alice", "snapshot_view")} <= actions
+
+    for seq, (signal, temp) in enumerate(((55, 52.0), (62, 55.5), (48, 53.0)), start=2):
+        clock.advance(60)
+        beat(
+            base,
+            unit,
+            seq,
+            modem={"signal_percent": signal, "technology": "lte"},
+            system={"cpu_temp_c": temp},
+        )
+    page.goto(f"{base}/units/{unit.unit_id}")
+    assert page.locator("svg.chart polyline").count() == 4
+    page.screenshot(path=str(ARTIFACTS / "unit.png"), full_page=True)
+    page.goto(f"{base}/locations")
+    assert page.locator(f'#deployments tr[data-unit="{unit.unit_id}"]').count() == 1
+    page.screenshot(path=str(ARTIFACTS / "locations.png"), full_page=True)
 
 
 def test_user_of_another_council_gets_404(
