@@ -74,7 +74,7 @@ def s3_client(app: Flask | None = None) -> Any:
             "s3",
             endpoint_url=s.s3_endpoint_url,
             region_name=s.s3_region,
-            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+            config=Config(connect_timeout=3, read_timeout=20, retries={"max_attempts": 2}),
             **keys,
         )
         app.extensions["cctv_s3"] = client

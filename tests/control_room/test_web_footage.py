@@ -173,3 +173,17 @@ def test_events_filter_by_unit_and_time(app, world: World) -> None:  # noqa: ANN
     assert f'id="event-{world.herts_event}"' in early and f'id="event-{world.beds_event}"' not in early
     bad = pat.get("/events?since=yesterday")
     assert bad.status_code == 200 and "Ignored a time" in bad.get_data(as_text=True)
+
+
+def test_unreachable_bucket_is_reported_not_a_crash(app, alice, world: World) -> None:  # noqa: ANN001
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    app.extensions["cctv_s3"] = s3_client(dead)
+    page = alice.get(f"/events/{world.herts_event}")
+    assert page.status_code == 200
+    assert 'data-object="clip" data-state="error"' in page.get_data(as_text=True)
+    clip = alice.get(f"/events/{world.herts_event}/clip")
+    assert clip.status_code == 502 and b"bucket unreachable" in clip.data
