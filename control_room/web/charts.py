@@ -74,6 +74,7 @@ class MapPoint:
     lon: float
     css: str = ""
     href: str = ""
+    show_label: bool = True
     x: float = 0.0
     y: float = 0.0
 

@@ -270,3 +270,21 @@ def test_login_page_escapes_the_next_parameter(app) -> None:  # noqa: ANN001
     html = app.test_client().get('/login?next="><script>alert(1)</script>').get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&#34;&gt;&lt;script&gt;" in html
     assert csrf_from(html)
+
+
+def test_fleet_filters_attention_and_search(app, unit, factory) -> None:  # noqa: ANN001
+    quiet = factory.unit("herts-mcu-002", "herts")
+    beat(app, unit, camera={"state": "failed"})
+    beat(app, quiet)
+    alice = app.test_client()
+    login(alice, "alice")
+    everything = alice.get("/fleet/live").get_data(as_text=True)
+    assert 'data-unit="herts-mcu-001"' in everything and 'data-unit="herts-mcu-002"' in everything
+    attention = alice.get("/fleet/live?attention=1").get_data(as_text=True)
+    assert 'data-unit="herts-mcu-001"' in attention and 'data-unit="herts-mcu-002"' not in attention
+    search = alice.get("/fleet/live?q=002").get_data(as_text=True)
+    assert 'data-unit="herts-mcu-001"' not in search and 'data-unit="herts-mcu-002"' in search
+    page = alice.get("/?attention=1").get_data(as_text=True)
+    assert 'data-poll-url="/fleet/live?attention=1"' in page  # the live refresh keeps the filter
+    assert alice.get("/fleet/live?q=%25").status_code == 200  # LIKE wildcards are literal
+    assert 'data-unit="' not in alice.get("/fleet/live?q=%25").get_data(as_text=True)
