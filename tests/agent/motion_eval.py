@@ -110,8 +110,13 @@ def _overlaps(a: tuple[float, float], b: tuple[float, float], slack: float) -> b
 
 def score_events(truth: list[tuple[float, float]], detected: list[tuple[float, float]],
                  slack_s: float = 0.5) -> EventScore:
-    """A true event counts as found if any detected event overlaps it (within slack_s), and a
-    detected event counts as correct if it overlaps any true event."""
-    hit_true = sum(any(_overlaps(t, d, slack_s) for d in detected) for t in truth)
-    hit_det = sum(any(_overlaps(d, t, slack_s) for t in truth) for d in detected)
-    return EventScore(len(truth), len(detected), hit_true, hit_det)
+    """One-to-one matching: each true event is paired with the first unpaired detected event that
+    overlaps it (within slack_s). A detector that stays on and merges everything into one long
+    event therefore finds one true event, not all of them."""
+    used: set[int] = set()
+    for t in truth:
+        for j, d in enumerate(detected):
+            if j not in used and _overlaps(t, d, slack_s):
+                used.add(j)
+                break
+    return EventScore(len(truth), len(detected), len(used), len(used))

@@ -139,6 +139,14 @@ def jitter(n: int, seed: int = 0, max_px: float = 2.0, sigma: float = 2.0) -> Nu
     return apply
 
 
+def fog(n: int, seed: int = 0, density: float = 0.65, level: float = 170.0, sigma: float = 2.0
+        ) -> Nuisance:
+    """Fog or haze: every pixel pulled towards a light grey, so moving things have little contrast."""
+    rng = np.random.default_rng(seed)
+    return lambda i, img: _out(_gray(img) * (1 - density) + level * density
+                               + rng.normal(0.0, sigma, img.shape[:2]))
+
+
 def steady(n: int, seed: int = 0, sigma: float = 2.0) -> Nuisance:
     """Ordinary daytime sensor noise only: the clean condition."""
     rng = np.random.default_rng(seed)
