@@ -109,6 +109,10 @@ class EventTracker:
     def open_event(self) -> Event | None:
         return self._event
 
+    def reconfigure(self, cfg: EventsConfig) -> None:
+        """New pre/post-roll and max-clip settings (config reload); an open event carries on."""
+        self._cfg = cfg
+
     def update(self, result: MotionLike, wall: float, index: int) -> Update:
         """Feed one analysed frame (its result, UTC wall time and frame index)."""
         t = result.t

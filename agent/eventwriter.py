@@ -59,14 +59,15 @@ class EventWriter:
     closed its last segment, so pending clips are cut at once with the footage there is."""
 
     def __init__(self, cfg: Config, data_dir: Path, clock: Clock, recording_done: threading.Event,
-                 covering: Covering = segment_index_covering, maxsize: int = 64) -> None:
+                 covering: Covering = segment_index_covering, maxsize: int = 64,
+                 masker: PrivacyMasker | None = None) -> None:
         self._cfg = cfg
         self._data_dir = data_dir
         self._clock = clock
         self._recording_done = recording_done
         self._covering = covering
         self._queue: queue.Queue[ClosedEvent | None] = queue.Queue(maxsize)
-        self._masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
+        self._masker = masker or PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self.published: list[Path] = []  # outbox records written (read after join)
         # Called on the writer thread after each publish (e.g. StatusService.trigger); must not block.

@@ -10,7 +10,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from agent.db import connect, db_path
 from agent.errors import AgentError, InputError
 from agent.events import Event, EventTracker
 from agent.eventwriter import ClosedEvent, EventWriter
+from agent.masks import Polygon, PrivacyMasker
 from agent.motion import MotionDetector
 from agent.sources import Frame, FrameSource, FrameTimeout
 from agent.state import StateStore
@@ -73,6 +74,14 @@ class Analyser:
             self._peak_image = frame.image.copy()
         return closed
 
+    def reconfigure(self, cfg: Config) -> None:
+        """Take a reloaded config: a changed detector starts afresh (and recalibrates); the open
+        event carries on under the new pre/post-roll and max-clip settings."""
+        if cfg.motion != self._cfg.motion:
+            self._detector = None
+        self.tracker.reconfigure(cfg.events)
+        self._cfg = cfg
+
     def finish(self) -> list[ClosedEvent]:
         ev = self.tracker.finish(self._last_t)
         return [ClosedEvent(ev, self._image_for(ev))] if ev else []
@@ -82,6 +91,30 @@ class Analyser:
         return image if self._keep else None
 
 
+class LiveMasker(PrivacyMasker):
+    """Privacy masks that a config reload can replace while frames flow: `update()` swaps in a new
+    PrivacyMasker in one assignment, so each frame is masked wholly by the old or the new set."""
+
+    live = True  # the picamera2 recorder installs its mask callback even while no mask is set
+
+    def __init__(self, polygons: Sequence[Polygon]) -> None:
+        super().__init__(polygons)
+        self._current = PrivacyMasker(polygons)
+
+    def update(self, polygons: Sequence[Polygon]) -> None:
+        self._current = PrivacyMasker(polygons)
+
+    @property
+    def active(self) -> bool:
+        return self._current.active
+
+    def mask_for(self, width: int, height: int) -> np.ndarray:
+        return self._current.mask_for(width, height)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        return self._current.apply(image)
+
+
 class Pipeline:
     """Threads: capture (reads the source), record (writes segments), analyse (motion + events),
     and the EventWriter. `start()`, `stop()` (finish the open segment and event), `join(timeout)`;
@@ -89,7 +122,7 @@ class Pipeline:
 
     def __init__(self, cfg: Config, data_dir: Path, clock: Clock, make_source: SourceFactory,
                  make_recorder: RecorderFactory, writer: EventWriter, recording_done: threading.Event,
-                 live: bool, queue_frames: int = 20) -> None:
+                 live: bool, masker: LiveMasker | None = None, queue_frames: int = 20) -> None:
         self._cfg = cfg
         self._db = db_path(data_dir)
         self._clock = clock
@@ -104,6 +137,8 @@ class Pipeline:
         self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self.analyser = Analyser(cfg, cfg.unit.id)
+        self.masker = masker
+        self._new_cfg: Config | None = None
         self.dropped = {"record": 0, "analyse": 0}
         self.frames = 0
         self.first_frame: tuple[float, float] | None = None  # (t, wall) of the first frame
@@ -118,6 +153,14 @@ class Pipeline:
         self._writer.start()
         for t in self._threads:
             t.start()
+
+    def apply_config(self, cfg: Config) -> None:
+        """A reloaded, valid config (called from the reloader's thread; only hands it over). Privacy
+        masks apply from the next frame; motion and events settings at the next analysed frame.
+        unit, camera and recording changes need a restart."""
+        if self.masker is not None:
+            self.masker.update([z.polygon for z in cfg.privacy.masks])
+        self._new_cfg = cfg
 
     def stop(self) -> None:
         """Ask for a clean shutdown: the open segment is closed and the open event is published."""
@@ -225,6 +268,9 @@ class Pipeline:
     def _analyse(self) -> None:
         try:
             while (frame := self._ana_q.get()) is not _END:
+                if self._new_cfg is not None:
+                    cfg, self._new_cfg = self._new_cfg, None
+                    self.analyser.reconfigure(cfg)
                 for closed in self.analyser.feed(frame):
                     self._writer.submit(closed)
             for closed in self.analyser.finish():

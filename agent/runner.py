@@ -24,9 +24,8 @@ from agent.db import connect, db_path
 from agent.errors import AgentError, InputError
 from agent.eventwriter import EventWriter
 from agent.fsutil import remove_stale_tmp
-from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
-from agent.pipeline import Pipeline, Recorder
+from agent.pipeline import LiveMasker, Pipeline, Recorder
 from agent.retention import Retention
 from agent.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
@@ -67,25 +66,30 @@ class RunResult:
     signalled: bool = False
 
 
-def run(cfg: Config, clock: Clock, install_signals: bool = False,
-        stop: threading.Event | None = None) -> RunResult:
-    """Run the unit until the source ends (a non-looping file), a signal, or `stop` is set."""
+def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threading.Event | None = None,
+        on_pipeline: Callable[[Pipeline], None] | None = None) -> RunResult:
+    """Run the unit until the source ends (a non-looping file), a signal, or `stop` is set.
+    `on_pipeline` gets the started pipeline (config reload subscribes its apply_config)."""
     check_source(cfg)
     data_dir = cfg.unit.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     for folder in (data_dir / EVENTS_DIR, data_dir / OUTBOX_DIR):
         remove_stale_tmp(folder)
     recording_done = threading.Event()
-    writer = EventWriter(cfg, data_dir, clock, recording_done)
+    masker = LiveMasker([z.polygon for z in cfg.privacy.masks])  # shared: recording and snapshots
+    writer = EventWriter(cfg, data_dir, clock, recording_done, masker=masker)
     live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
-    pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock), recorder_factory(cfg, clock),
-                        writer, recording_done, live=live)
+    pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock),
+                        recorder_factory(cfg, clock, masker), writer, recording_done, live=live,
+                        masker=masker)
     result = RunResult()
     restore = _install_signals(pipeline, result) if install_signals else None
     services: list[Any] = []
     housekeeping = threading.Event()
     try:
         pipeline.start()
+        if on_pipeline is not None:
+            on_pipeline(pipeline)
         retention = threading.Thread(target=retention_loop, args=(cfg, clock, housekeeping),
                                      name="retention", daemon=True)
         retention.start()
@@ -129,11 +133,10 @@ def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSou
     return make
 
 
-def recorder_factory(cfg: Config, clock: Clock
+def recorder_factory(cfg: Config, clock: Clock, masker: LiveMasker
                      ) -> Callable[[sqlite3.Connection, StateStore, FrameSource], Recorder]:
     """The hardware recorder for picamera2 (attached to the source), else the software one."""
     def make(conn: sqlite3.Connection, state: StateStore, source: FrameSource) -> Recorder:
-        masker = PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         return make_recorder(cfg, clock, SegmentIndex(conn), masker, source, state)
     return make
 

@@ -176,7 +176,7 @@ class Picamera2Recorder:
             cfg, clock, root, self._finished, lambda: self._timeline.synced
         )
         self.last_segment: Segment | None = None
-        active = masker is not None and masker.active
+        active = masker is not None and (masker.active or getattr(masker, "live", False))
         source.attach(self.encoder, self.output, mask_callback(pc2.MappedArray, masker) if active else None)
 
     def write(self, frame: Frame) -> None:
