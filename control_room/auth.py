@@ -6,6 +6,7 @@ Every web request passes here first (load the user, check CSRF on state changes)
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -100,8 +101,6 @@ def _load_user() -> None:
 
 def _password_stamp(user: User) -> str:
     """A short digest of the password hash: changing the password ends every old session."""
-    import hashlib
-
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 

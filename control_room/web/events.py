@@ -44,25 +44,26 @@ class Filters:
         return {k: str(v) for k, v in out.items() if v is not None}
 
 
-def _local_datetime(text: str | None) -> datetime | None:
-    """A datetime-local form value, read as UK local time; bad input is ignored with a message."""
+def _local_datetime(text: str | None, complain: bool) -> datetime | None:
+    """A datetime-local form value, read as UK local time; bad input is ignored (with a message on pages)."""
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        flash(f"Ignored a time that is not a date and time: {text[:40]}", "error")
+        if complain:
+            flash(f"Ignored a time that is not a date and time: {text[:40]}", "error")
         return None
     return value if value.tzinfo else value.replace(tzinfo=common.LONDON)
 
 
-def read_filters() -> Filters:
+def read_filters(complain: bool = False) -> Filters:
     return Filters(
         council=request.args.get("council", type=int),
         unit=request.args.get("unit", "")[:64],
         site=request.args.get("site", type=int),
-        since=_local_datetime(request.args.get("since")),
-        until=_local_datetime(request.args.get("until")),
+        since=_local_datetime(request.args.get("since"), complain),
+        until=_local_datetime(request.args.get("until"), complain),
     )
 
 
@@ -86,7 +87,7 @@ def filtered(f: Filters) -> Select[Any]:
 @bp.route("/events")
 @require("footage")
 def index() -> str:
-    f = read_filters()
+    f = read_filters(complain=True)
     before = request.args.get("before", type=int)
     stmt = filtered(f)
     if before is not None:
