@@ -4,7 +4,7 @@ from tests.agent.motion_eval import group_events, score_events
 
 
 def test_group_events_merges_runs_closer_than_the_gap() -> None:
-    times = [i * 0.2 for i in range(20)]
+    times = [i / 5 for i in range(20)]
     flags = [False, True, True, False, False, True] + [False] * 10 + [True, True, False, False]
     assert group_events(times, flags, gap_s=1.0) == [(0.2, 1.0), (3.2, 3.4)]
     assert group_events(times, flags, gap_s=0.3) == [(0.2, 0.4), (1.0, 1.0), (3.2, 3.4)]
