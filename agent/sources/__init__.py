@@ -3,6 +3,6 @@
 `open_source(cfg.camera, clock)` opens the configured one; `SupervisedSource` reopens it on stalls.
 """
 
-from agent.sources.base import Frame, FrameSource, FrameTimeout, make_source, open_source
+from agent.sources.base import Frame, FrameSource, FrameTimeout, check_device, make_source, open_source
 
-__all__ = ["Frame", "FrameSource", "FrameTimeout", "make_source", "open_source"]
+__all__ = ["Frame", "FrameSource", "FrameTimeout", "check_device", "make_source", "open_source"]

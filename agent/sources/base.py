@@ -7,6 +7,7 @@ grayscale frame (for the motion detector); `open_source` picks the backend from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -61,6 +62,23 @@ def make_source(cfg: CameraConfig, clock: Clock) -> FrameSource:
     from agent.sources.picamera2 import Picamera2Source
 
     return Picamera2Source(cfg, clock)
+
+
+def check_device(cfg: CameraConfig) -> None:
+    """Fail fast, before anything starts: InputError (one line) if the configured camera device or
+    video file does not exist or the camera stack is missing. Opens nothing."""
+    if cfg.source == "file":
+        from agent.sources.file import probe_video
+
+        probe_video(Path(cfg.device))
+    elif cfg.source == "opencv":
+        from agent.sources.opencv import device_target
+
+        device_target(cfg.device)
+    else:
+        from agent.sources.picamera2 import check_camera
+
+        check_camera(cfg)
 
 
 def open_source(cfg: CameraConfig, clock: Clock) -> FrameSource:

@@ -21,7 +21,7 @@ from agent.sources.base import Frame
 log = logging.getLogger(__name__)
 
 
-def _probe(path: Path) -> tuple[float, tuple[int, int]]:
+def probe_video(path: Path) -> tuple[float, tuple[int, int]]:
     """(fps, (width, height)) of a video file; InputError if it is missing or not a video."""
     if not path.is_file():
         raise InputError(f"{path}: video file not found")
@@ -54,7 +54,7 @@ class FileSource:
         self._pass_index = 0
 
     def open(self) -> None:
-        self.fps, self.size = _probe(self._path)
+        self.fps, self.size = probe_video(self._path)
         self._start_pass()
         self._open_t, self._open_wall = self._clock.monotonic(), self._clock.time()
         self._index, self._pass_base, self._offset = 0, 0.0, -1.0

@@ -32,6 +32,18 @@ def _import_picamera2() -> Any:
     return picamera2
 
 
+def camera_number(cfg: CameraConfig) -> int:
+    return int(cfg.device) if cfg.device.isdigit() else 0
+
+
+def check_camera(cfg: CameraConfig) -> None:
+    """InputError if picamera2 is missing or does not see the configured camera."""
+    pc2 = _import_picamera2()
+    num, found = camera_number(cfg), len(pc2.Picamera2.global_camera_info())
+    if num >= found:
+        raise InputError(f"camera {num} not found: picamera2 sees {found} camera(s)")
+
+
 class Picamera2Source:
     """FrameSource over a Picamera2 camera. A recorder attaches `(encoder, output)` and a
     `pre_callback` (privacy masks) with attach(), before or after open() and from any thread; they
@@ -40,7 +52,7 @@ class Picamera2Source:
     def __init__(self, cfg: CameraConfig, clock: Clock, camera_num: int = 0) -> None:
         self._cfg = cfg
         self._clock = clock
-        self._camera_num = int(cfg.device) if cfg.device.isdigit() else camera_num
+        self._camera_num = camera_number(cfg) if cfg.device else camera_num
         self.fps = cfg.fps
         self.size = (cfg.width, cfg.height)
         self.camera: Any = None
@@ -69,7 +81,7 @@ class Picamera2Source:
             found = len(pc2.Picamera2.global_camera_info())
             if self._camera_num >= found:
                 raise InputError(f"camera {self._camera_num} not found: picamera2 sees {found} camera(s)")
-            self._checked = True
+            self._checked = True  # later a vanished camera is a failure to retry, not a config error
         cfg = self._cfg
         try:
             cam = pc2.Picamera2(self._camera_num)

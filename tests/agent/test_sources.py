@@ -10,7 +10,7 @@ from agent.clock import ManualClock
 from agent.config import CameraConfig
 from agent.db import connect
 from agent.errors import InputError, SourceError
-from agent.sources import Frame, FrameTimeout, open_source
+from agent.sources import Frame, FrameTimeout, check_device, open_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
 from tests.agent.recording_support import HIGHWAY, VTEST, need
@@ -66,6 +66,16 @@ def test_missing_device_is_one_clear_input_error(cfg, message) -> None:
     with pytest.raises(InputError, match=message) as err:
         open_source(cfg, ManualClock())
     assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match=message):
+        check_device(cfg)  # the same check, before anything starts and without opening anything
+
+
+def test_check_device_accepts_what_exists(tmp_path) -> None:
+    check_device(file_cfg(need(VTEST)))
+    fake_dev = tmp_path / "video0"
+    fake_dev.touch()
+    check_device(CameraConfig(source="opencv", device=str(fake_dev)))
+    check_device(CameraConfig(source="opencv", device="rtsp://192.0.2.1/stream"))  # checked on open
 
 
 def test_non_video_file_is_input_error(tmp_path) -> None:

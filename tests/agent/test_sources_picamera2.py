@@ -16,7 +16,7 @@ from agent.errors import InputError
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
 from agent.segments import SegmentIndex, make_recorder
-from agent.sources import FrameTimeout, make_source
+from agent.sources import FrameTimeout, check_device, make_source
 from agent.sources.supervisor import SupervisedSource
 from tests.agent.recording_support import VTEST, decode_all, need, unit_config
 
@@ -132,6 +132,9 @@ def test_no_camera_is_input_error(tmp_path, fake_picamera2, monkeypatch) -> None
     source = SupervisedSource(make_source(cfg.camera, ManualClock()), cfg.camera, ManualClock())
     with pytest.raises(InputError, match="camera 0 not found: picamera2 sees 0 camera"):
         source.open()
+    with pytest.raises(InputError, match="camera 0 not found"):
+        check_device(cfg.camera)
+    assert fake_picamera2.Picamera2.instances == []  # nothing was opened
 
 
 def test_without_picamera2_installed_the_error_says_what_to_do(tmp_path, monkeypatch) -> None:
