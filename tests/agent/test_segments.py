@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
@@ -70,3 +71,22 @@ def test_privacy_mask_is_burnt_into_recorded_frames(tmp_path) -> None:
             img = frame.to_ndarray(format="bgr24").astype(np.int16)
             assert img[:, :230].max() < 24  # blank (allowing for compression ringing at the edge)
             assert img[:, 250:].mean() > 60  # the scene is still there
+
+
+def test_restart_reconciles_index_with_files(tmp_path) -> None:
+    """A crash between rename and index insert, a segment deleted behind the index's back, and a
+    half-written temp file: the next start repairs all three."""
+    cfg = unit_config(tmp_path, need(VTEST), recording={"segment_seconds": 3})
+    index, _ = record(cfg, ManualClock(), max_frames=90)
+    a, b, c = index.all()
+    index.remove(b.id)  # published, but the row never made it
+    c.path.unlink()  # gone from disk
+    tmp = c.path.with_name(f".{c.path.name}.tmp")
+    tmp.write_bytes(b"\0" * 1000)  # a segment that was being written at the crash
+    SegmentRecorder(cfg, ManualClock(), index)
+    rows = index.all()
+    assert [r.path for r in rows] == [a.path, b.path] and not tmp.exists()
+    again = rows[1]
+    assert (again.sha256, again.frames, again.size) == (b.sha256, b.frames, b.size)
+    assert again.start == pytest.approx(b.start, abs=0.001) and again.end == pytest.approx(b.end, abs=0.01)
+    assert not again.clock_synced  # its time comes from its name: not known good
