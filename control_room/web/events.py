@@ -7,7 +7,7 @@ Every look at footage (event page, snapshot, clip bytes, download, verification)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
@@ -123,6 +123,13 @@ def feed() -> Any:
     return jsonify(latest_id=rows[0].id if rows else after, count=len(rows), html=html)
 
 
+def around(event: Event, margin: timedelta = timedelta(minutes=1)) -> tuple[str, str]:
+    """The event's time plus a margin either side, as ISO UTC for the footage request form."""
+    start = (event.clip_start or event.start) - margin
+    end = (event.clip_end or event.end or event.start) + margin
+    return start.isoformat(), end.isoformat()
+
+
 def _event(event_id: int) -> Event:
     return scope.get_or_404(common.db(), Event, g.user, id=event_id)
 
@@ -136,7 +143,9 @@ def page(event_id: int) -> str:
     db = common.db()
     audit.record(db, g.user, "event_view", "event", event.event_id, {"event_pk": event.id})
     db.commit()
-    return render_template("events/page.html", event=event, objects=objects, checks=checks)
+    return render_template(
+        "events/page.html", event=event, objects=objects, checks=checks, around=around(event)
+    )
 
 
 def _object_or_404(event: Event, name: str) -> footage.StoredObject:

@@ -7,7 +7,7 @@ signage, review date); overdue reviews and units whose GPS is far from their sit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -16,13 +16,9 @@ from sqlalchemy.orm import selectinload
 from control_room import audit, fleet, names, scope
 from control_room.auth import require
 from control_room.models import Council, Deployment, Site, Unit
-from control_room.web import common
+from control_room.web import common, forms
 
 bp = Blueprint("locations", __name__)
-
-
-class FormError(ValueError):
-    """A form field that cannot be accepted; the message names it."""
 
 
 @dataclass
@@ -88,50 +84,6 @@ def site(site_id: int) -> Any:
     return render_template("locations/site.html", site=place, rows=rows)
 
 
-def _text(field: str, limit: int, required: bool = True) -> str:
-    value = request.form.get(field, "").strip()
-    if required and not value:
-        raise FormError(f"{field.replace('_', ' ')} is required")
-    if len(value) > limit or any(ord(c) < 32 and c not in "\r\n\t" for c in value):
-        raise FormError(f"{field.replace('_', ' ')} must be plain text of at most {limit} characters")
-    return value
-
-
-def _float(field: str, lo: float, hi: float) -> float:
-    try:
-        value = float(request.form.get(field, ""))
-    except ValueError:
-        raise FormError(f"{field} must be a number") from None
-    if not lo <= value <= hi:
-        raise FormError(f"{field} must be between {lo} and {hi}")
-    return value
-
-
-def _date(field: str, required: bool = True) -> date | None:
-    text = request.form.get(field, "").strip()
-    if not text:
-        if required:
-            raise FormError(f"{field.replace('_', ' ')} is required")
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise FormError(f"{field.replace('_', ' ')} must be a date (YYYY-MM-DD)") from None
-
-
-def _local_datetime(field: str, required: bool = True) -> datetime | None:
-    text = request.form.get(field, "").strip()
-    if not text:
-        if required:
-            raise FormError(f"{field.replace('_', ' ')} is required")
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise FormError(f"{field.replace('_', ' ')} must be a date and time") from None
-    return (value if value.tzinfo else value.replace(tzinfo=common.LONDON)).astimezone(common.now().tzinfo)
-
-
 def _council_for_new_site() -> int:
     if not g.user.partnership_wide:
         return g.user.council_id
@@ -148,12 +100,12 @@ def create_site() -> Any:
         place = Site(
             council_id=_council_for_new_site(),
             name=name,
-            address=_text("address", 500, required=False),
-            lat=_float("lat", -90, 90),
-            lon=_float("lon", -180, 180),
+            address=forms.text("address", 500, required=False),
+            lat=forms.number("lat", -90, 90),
+            lon=forms.number("lon", -180, 180),
             created_by_id=g.user.id,
         )
-    except (FormError, names.BadName) as exc:
+    except (forms.FormError, names.BadName) as exc:
         return _page(str(exc), 400)
     if db.scalar(
         scope.visible(db, Site, g.user).where(Site.council_id == place.council_id, Site.name == name)
@@ -172,19 +124,19 @@ def create_site() -> Any:
 def _deployment_fields(unit: Unit) -> dict[str, Any]:
     place = scope.get_or_404(common.db(), Site, g.user, id=request.form.get("site_id", 0, type=int))
     if place.council_id != unit.council_id:
-        raise FormError("the site belongs to another council than the unit")
-    start = _local_datetime("start", required=False) or common.now()
-    planned_end = _local_datetime("planned_end", required=False)
+        raise forms.FormError("the site belongs to another council than the unit")
+    start = forms.local_datetime("start", required=False) or common.now()
+    planned_end = forms.local_datetime("planned_end", required=False)
     if planned_end is not None and planned_end <= start:
-        raise FormError("planned end must be after the start")
+        raise forms.FormError("planned end must be after the start")
     return {
         "site_id": place.id,
-        "purpose": _text("purpose", 1000),
+        "purpose": forms.text("purpose", 1000),
         "dpia_ref": names.check_display_name(request.form.get("dpia_ref", ""), "DPIA reference"),
         "signage_confirmed": request.form.get("signage_confirmed") == "yes",
         "start": start,
         "planned_end": planned_end,
-        "review_date": _date("review_date"),
+        "review_date": forms.day("review_date"),
     }
 
 
@@ -192,7 +144,7 @@ def _save_deployment(unit: Unit, action: str, previous: Deployment | None) -> An
     db = common.db()
     try:
         fields = _deployment_fields(unit)
-    except (FormError, names.BadName) as exc:
+    except (forms.FormError, names.BadName) as exc:
         return _page(str(exc), 400)
     if previous is not None:
         previous.recovered_at = fields["start"]

@@ -1,4 +1,5 @@
-"""Unit page: one unit's current state, its deployment history and charts of its heartbeat samples.
+"""Unit page: one unit's current state, its deployment history, charts of its heartbeat samples, and
+requests for the unit's continuous footage of a time range (an upload_range instruction).
 
 Samples come from HeartbeatSample rows (written by the heartbeat API at most every sample_interval_s).
 """
@@ -6,14 +7,15 @@ Samples come from HeartbeatSample rows (written by the heartbeat API at most eve
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from control_room import fleet, scope
+from control_room import audit, fleet, instructions, scope
 from control_room.auth import require
-from control_room.models import HeartbeatSample, Unit
-from control_room.web import common
+from control_room.models import HeartbeatSample, Instruction, Unit
+from control_room.web import common, forms
 from control_room.web.cells import cells
 from control_room.web.charts import Chart, line_chart
 
@@ -50,8 +52,12 @@ def page(unit_id: str) -> str:
     days = days if days in CHART_DAYS else 7
     status = fleet.unit_status(unit, common.now(), common.settings())
     state = unit.last_state if isinstance(unit.last_state, dict) else {}
+    recent = (
+        select(Instruction).where(Instruction.unit_pk == unit.id).order_by(Instruction.id.desc()).limit(10)
+    )
     return render_template(
         "units/page.html",
+        instructions=common.db().scalars(recent).all(),
         unit=unit,
         status=status,
         state=state,
@@ -60,3 +66,26 @@ def page(unit_id: str) -> str:
         chart_days=CHART_DAYS,
         charts=unit_charts(unit, days),
     )
+
+
+@bp.route("/units/<unit_id>/request-upload", methods=["POST"])
+@require("footage")
+def request_upload(unit_id: str) -> Any:
+    """Ask the unit for its continuous footage of a time range; carried by the next heartbeat answer."""
+    db = common.db()
+    unit = scope.get_or_404(db, Unit, g.user, unit_id=unit_id)
+    try:
+        start, end = forms.local_datetime("start"), forms.local_datetime("end")
+        row = instructions.request_upload_range(db, unit, start, end, g.user)
+    except (forms.FormError, instructions.InstructionError) as exc:
+        flash(f"Footage not requested: {exc}", "error")
+        return redirect(url_for("units.page", unit_id=unit.unit_id), 303)
+    audit.record(
+        db, g.user, "upload_request", "unit", unit.unit_id, {"instruction": row.instruction_id, **row.params}
+    )
+    db.commit()
+    flash(
+        f"Asked {unit.unit_id} for its footage from {common.local_time(start)} to {common.local_time(end)}.",
+        "info",
+    )
+    return redirect(url_for("units.page", unit_id=unit.unit_id), 303)

@@ -4,6 +4,7 @@ and an audit row for every view and download (Flask test client, SQLite, moto S3
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DatabaseError
 
 from control_room.config import Settings
 from control_room.db import session_scope
-from control_room.models import AuditLog
+from control_room.models import AuditLog, Instruction
 from tests.control_room.conftest import SECRET
 from tests.control_room.web_fixtures import (
     BUCKET,
@@ -187,3 +188,18 @@ def test_unreachable_bucket_is_reported_not_a_crash(app, alice, world: World) ->
     assert 'data-object="clip" data-state="error"' in page.get_data(as_text=True)
     clip = alice.get(f"/events/{world.herts_event}/clip")
     assert clip.status_code == 502 and b"bucket unreachable" in clip.data
+
+
+def test_event_page_asks_for_the_footage_around_the_event(app, alice, world: World, engine) -> None:  # noqa: ANN001
+    html = alice.get(f"/events/{world.herts_event}").get_data(as_text=True)
+    start = re.search(r'name="start" value="([^"]+)"', html).group(1)
+    end = re.search(r'name="end" value="([^"]+)"', html).group(1)
+    assert (start, end) == ("2026-11-18T10:14:00+00:00", "2026-11-18T10:16:00+00:00")
+    form = {"csrf_token": csrf_from(html), "start": start, "end": end}
+    assert alice.post(f"/units/{world.herts_unit}/request-upload", data=form).status_code == 303
+    bob = app.test_client()
+    bob_form = {**form, "csrf_token": login(bob, "bob")}
+    assert bob.post(f"/units/{world.herts_unit}/request-upload", data=bob_form).status_code == 404
+    with session_scope(engine) as s:
+        [row] = s.scalars(select(Instruction)).all()
+        assert row.params["start"] == "2026-11-18T10:14:00.000Z" and row.created_by_id is not None

@@ -288,3 +288,40 @@ def test_fleet_filters_attention_and_search(app, unit, factory) -> None:  # noqa
     assert 'data-poll-url="/fleet/live?attention=1"' in page  # the live refresh keeps the filter
     assert alice.get("/fleet/live?q=%25").status_code == 200  # LIKE wildcards are literal
     assert 'data-unit="' not in alice.get("/fleet/live?q=%25").get_data(as_text=True)
+
+
+def test_operator_asks_a_unit_for_footage_and_the_heartbeat_carries_it(app, unit, engine) -> None:  # noqa: ANN001
+    alice = app.test_client()
+    token = login(alice, "alice")
+    form = {"csrf_token": token, "start": "2026-07-01T10:00", "end": "2026-07-01T10:05"}  # BST
+    assert alice.post(f"/units/{unit.unit_id}/request-upload", data=form).status_code == 303
+    answer = (
+        app.test_client()
+        .post(f"/api/v1/units/{unit.unit_id}/heartbeat", json=heartbeat_body(unit.unit_id), headers=unit.auth)
+        .get_json()
+    )
+    [instruction] = answer["instructions"]
+    assert instruction["type"] == "upload_range"
+    assert (instruction["start"], instruction["end"]) == (
+        "2026-07-01T09:00:00.000Z",
+        "2026-07-01T09:05:00.000Z",
+    )
+    page = alice.get(f"/units/{unit.unit_id}").get_data(as_text=True)
+    assert f'data-instruction="{instruction["id"]}"' in page
+    with session_scope(engine) as s:
+        row = s.scalar(select(AuditLog).where(AuditLog.action == "upload_request"))
+        assert row.username == "alice" and row.detail["instruction"] == instruction["id"]
+    backwards = {"csrf_token": token, "start": "2026-07-01T10:05", "end": "2026-07-01T10:00"}
+    alice.post(f"/units/{unit.unit_id}/request-upload", data=backwards)
+    assert "Footage not requested: upload range end must be after its start" in alice.get(
+        f"/units/{unit.unit_id}"
+    ).get_data(as_text=True)
+
+
+def test_engineer_cannot_request_footage(app, unit, factory) -> None:  # noqa: ANN001
+    factory.user("ed", "engineer", "herts")
+    ed = app.test_client()
+    token = login(ed, "ed")
+    form = {"csrf_token": token, "start": "2026-07-01T10:00", "end": "2026-07-01T10:05"}
+    assert ed.post(f"/units/{unit.unit_id}/request-upload", data=form).status_code == 403
+    assert "Continuous footage" not in ed.get(f"/units/{unit.unit_id}").get_data(as_text=True)
