@@ -119,3 +119,14 @@ def test_only_officers_change_deployments(app, world: World) -> None:  # noqa: A
     assert answer.status_code == 303
     assert "High St" in olga.get("/locations").get_data(as_text=True)
     assert "High St" not in as_user(app, "bob").get("/locations").get_data(as_text=True)
+
+
+def test_audit_log_page_for_admins_only_and_scoped(app, world: World, factory) -> None:  # noqa: ANN001
+    as_user(app, "alice").get(f"/events/{world.herts_event}")
+    as_user(app, "bob").get(f"/events/{world.beds_event}")
+    factory.user("hanna", "admin", "herts")
+    hanna = as_user(app, "hanna").get("/audit?action=event_view").get_data(as_text=True)
+    assert world.herts_unit + "-" in hanna and world.beds_unit + "-" not in hanna
+    everyone = as_user(app, "pat").get("/audit?action=event_view").get_data(as_text=True)
+    assert world.herts_unit + "-" in everyone and world.beds_unit + "-" in everyone
+    assert as_user(app, "alice").get("/audit").status_code == 403

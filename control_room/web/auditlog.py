@@ -1,0 +1,42 @@
+"""Audit log page for admins: who viewed or downloaded which footage, logged in, deployed or moved units.
+
+A council's admin sees what their council's people did; a partnership-wide admin sees everyone.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, render_template, request
+from sqlalchemy import select
+
+from control_room.auth import require
+from control_room.models import AuditLog, User
+from control_room.web import common
+
+bp = Blueprint("auditlog", __name__)
+
+PAGE_SIZE = 200
+
+
+@bp.route("/audit")
+@require("admin")
+def index() -> str:
+    action = request.args.get("action", "")[:64]
+    username = request.args.get("user", "")[:64]
+    item = request.args.get("item", "")[:128]
+    before = request.args.get("before", type=int)
+    stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(PAGE_SIZE)
+    if not g.user.partnership_wide:
+        stmt = stmt.join(User, AuditLog.user_id == User.id).where(User.council_id == g.user.council_id)
+    if action:
+        stmt = stmt.where(AuditLog.action == action)
+    if username:
+        stmt = stmt.where(AuditLog.username == username)
+    if item:
+        stmt = stmt.where(AuditLog.item_id == item)
+    if before is not None:
+        stmt = stmt.where(AuditLog.id < before)
+    rows = common.db().scalars(stmt).all()
+    older = rows[-1].id if len(rows) == PAGE_SIZE else None
+    return render_template(
+        "auditlog/index.html", rows=rows, action=action, username=username, item=item, older=older
+    )
