@@ -18,6 +18,7 @@ Box = tuple[float, float, float, float]
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
 _BORDER = 2  # work pixels ignored at each edge
+_GAP_S = 10.0  # a longer gap between analysed frames (camera reopened) starts calibration again
 _FLAT = 10.0  # grey-level spread below which a patch has no pattern to compare
 _RELIT_CORR = 0.0  # correlation with the background above which a still change is lighting
 
@@ -126,11 +127,14 @@ class MotionDetector:
 
     def analyse(self, gray: np.ndarray, t: float) -> MotionResult:
         """Compare one grayscale frame (h, w) uint8 with the background; update the background."""
+        self._check(gray)
         self._last_analysed = t
         frame = self._prepare(gray)
         dt = 1.0 / self.cfg.analysis_fps if self._last_t is None else max(1e-3, t - self._last_t)
         self._last_t = t
         prev, self._prev = self._prev, frame
+        if dt > _GAP_S:
+            self._bg = None  # the camera was away (reopened, stalled): the scene may have changed
         if self._bg is None or prev is None:
             self._bg = frame.astype(np.float32)
             self._calibrate_until = t + self.cfg.calibration_s
@@ -153,6 +157,14 @@ class MotionDetector:
         self._update_background(frame, changed, still, lighting, dt)
         score = min(1.0, area / self._zone_area)
         return self._result(t, score, boxes, raw=bool(boxes), calibrating=False)
+
+    def _check(self, gray: np.ndarray) -> None:
+        w, h = self.size
+        if gray.dtype != np.uint8 or gray.shape[:2] != (h, w) or gray.ndim not in (2, 3):
+            raise ValueError(
+                f"motion: expected a {w}x{h} uint8 grayscale frame, got shape {gray.shape} {gray.dtype} "
+                "(for a picamera2 YUV420 lores array pass the Y plane [:h, :w])"
+            )
 
     # -- stages -------------------------------------------------------------------------------------
 

@@ -84,3 +84,15 @@ def test_every_sensitivity_sees_a_large_contrasting_object(sensitivity: float) -
     still = scene()
     results = run(det, [still] * 20 + [with_square(still, 100 + 6 * i, 80, 40, 255) for i in range(6)])
     assert results[-1].motion
+
+
+def test_long_gap_recalibrates_and_bad_frames_are_refused() -> None:
+    det = MotionDetector(MotionConfig(), (W, H))
+    run(det, [scene()] * 20)
+    assert not det.analyse(scene(), 4.2).calibrating
+    assert det.analyse(scene(3), 60.0).calibrating  # camera back after a stall: another scene
+    yuv420 = np.zeros((H * 3 // 2, W), np.uint8)
+    with pytest.raises(ValueError, match="Y plane"):
+        det.analyse(yuv420, 61.0)
+    with pytest.raises(ValueError, match="uint8"):
+        det.analyse(scene().astype(np.float32), 61.0)
