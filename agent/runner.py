@@ -31,6 +31,7 @@ from agent.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
+from agent.status.reload import ConfigWatcher
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = resolve_paths(load_config(args.config), Path.cwd())
-    result = run(cfg, ClockWatch(SystemClock(), probe_timedatectl), install_signals=True)
+    watcher = ConfigWatcher(args.config, cfg, transform=lambda c: resolve_paths(c, Path.cwd()))
+
+    def on_pipeline(pipeline: Pipeline) -> None:  # config reload: a valid new file reaches the pipeline
+        watcher.subscribe(pipeline.apply_config)
+        watcher.start()
+
+    try:
+        result = run(cfg, ClockWatch(SystemClock(), probe_timedatectl), install_signals=True,
+                     on_pipeline=on_pipeline, on_service=watcher.subscribe)
+    finally:
+        watcher.stop()
     print(summary(cfg, result))
     return 0
 
@@ -67,7 +78,8 @@ class RunResult:
 
 
 def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threading.Event | None = None,
-        on_pipeline: Callable[[Pipeline], None] | None = None) -> RunResult:
+        on_pipeline: Callable[[Pipeline], None] | None = None,
+        on_service: Callable[[Callable[[Config], None]], None] | None = None) -> RunResult:
     """Run the unit until the source ends (a non-looping file), a signal, or `stop` is set.
     `on_pipeline` gets the started pipeline (config reload subscribes its apply_config)."""
     check_source(cfg)
@@ -97,6 +109,8 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
         for service in services:
             if hasattr(service, "trigger"):  # a heartbeat goes out at once on a motion event
                 writer.listeners.append(lambda _rec, s=service: s.trigger("event"))
+            if on_service is not None and hasattr(service, "apply_config"):
+                on_service(service.apply_config)  # config reload reaches the status service too
         while pipeline.is_alive():
             if stop is not None and stop.is_set():
                 pipeline.stop()

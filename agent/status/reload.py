@@ -131,7 +131,7 @@ class ConfigWatcher:
         log.info("config reloaded from %s: %s changed", self.path, ", ".join(sections) or "nothing")
         self.current = new
         self.published += 1
-        for subscriber in self._subscribers:
+        for subscriber in list(self._subscribers):
             try:
                 subscriber(new)
             except Exception:

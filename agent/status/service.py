@@ -118,7 +118,7 @@ class StatusService:
         fresh.seed(old)
         self.feeder.liveness = fresh
         self.cfg = cfg
-        self._wake.set()
+        self.trigger("change")  # the control room sees the new config_version at once
 
     # -- monitor thread ---------------------------------------------------------------------
 
