@@ -130,6 +130,19 @@ def around(event: Event, margin: timedelta = timedelta(minutes=1)) -> tuple[str,
     return start.isoformat(), end.isoformat()
 
 
+def motion_boxes(event: Event) -> list[tuple[float, float, float, float]]:
+    """The event's normalised [x, y, w, h] boxes, clipped to the picture; malformed ones are left out."""
+    out = []
+    for box in event.boxes if isinstance(event.boxes, list) else []:
+        if not isinstance(box, list | tuple) or len(box) != 4:
+            continue
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
+            continue
+        x, y, w, h = (min(1.0, max(0.0, float(v))) for v in box)
+        out.append((round(x, 4), round(y, 4), round(min(w, 1 - x), 4), round(min(h, 1 - y), 4)))
+    return out
+
+
 def _event(event_id: int) -> Event:
     return scope.get_or_404(common.db(), Event, g.user, id=event_id)
 
@@ -144,7 +157,12 @@ def page(event_id: int) -> str:
     audit.record(db, g.user, "event_view", "event", event.event_id, {"event_pk": event.id})
     db.commit()
     return render_template(
-        "events/page.html", event=event, objects=objects, checks=checks, around=around(event)
+        "events/page.html",
+        event=event,
+        objects=objects,
+        checks=checks,
+        around=around(event),
+        boxes=motion_boxes(event),
     )
 
 

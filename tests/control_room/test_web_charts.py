@@ -67,3 +67,13 @@ def test_times_are_shown_in_uk_local_time() -> None:
     assert local_time(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01 13:00:00 BST"
     assert local_time(datetime(2026, 11, 18, 12, 0, tzinfo=UTC)) == "2026-11-18 12:00:00 GMT"
     assert local_time(None) == "-"
+
+
+def test_motion_boxes_are_clipped_and_malformed_ones_dropped() -> None:
+    from control_room.models import Event
+    from control_room.web.events import motion_boxes
+
+    event = Event(
+        boxes=[[0.1, 0.2, 0.05, 0.1], [0.9, 0.9, 0.5, 0.5], [1, 2], ["<svg>", 0, 0, 0], [True, 0, 0, 0]]
+    )
+    assert motion_boxes(event) == [(0.1, 0.2, 0.05, 0.1), (0.9, 0.9, 0.1, 0.1)]
