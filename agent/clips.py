@@ -58,6 +58,7 @@ class _Cut:
         self.last_wall = 0.0
         self.written = 0
         self.next_offset = 0
+        self.origin: float | None = None  # UTC start of the first segment read
 
     def segment(self, seg: SegmentLike) -> None:
         with av.open(str(seg.path)) as inp:
@@ -67,7 +68,10 @@ class _Cut:
             if self.stream is None:
                 self.stream = self.out.add_stream_from_template(vin)
                 self.tb = vin.time_base
-            self.offset = self.next_offset
+            if self.origin is None:
+                self.origin = seg.start
+            # A gap in the recording (camera reopened) stays a gap in the clip's timeline.
+            self.offset = max(self.next_offset, round((seg.start - self.origin) / self.tb))
             seg_first: int | None = None
             for pkt in inp.demux(vin):
                 if pkt.dts is None or pkt.pts is None:

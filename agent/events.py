@@ -7,14 +7,19 @@ closed events go to agent.clips, which cuts the clip from the segments and publi
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from agent.config import EventsConfig
+from agent.segment_time import JUMP_TOLERANCE_S
 
 Box = list[float]  # normalised [x, y, w, h]
+# Frame times are large floats (monotonic seconds since boot): boundaries compare with a margin so
+# the same footage gives the same events whatever the clock read when it started (run vs detect).
+TIME_EPS = 1e-6
+CLOCK_STEP_S = JUMP_TOLERANCE_S  # wall vs frame time moving more than this = a clock step
 
 
 class MotionLike(Protocol):
@@ -120,10 +125,12 @@ class EventTracker:
         moving = result.motion and not result.calibrating
         closed: list[Event] = []
         ev = self._event
+        if ev is not None and abs(wall - ev.wall_at(t)) > CLOCK_STEP_S:
+            ev = self._event = _shifted(ev, wall - ev.wall_at(t))
         if ev is not None and self._phase is Phase.POST_ROLL:
             quiet_end = ev.end_t + self._cfg.post_roll_s
             cap = ev.clip_start_t + self._cfg.max_clip_s
-            if t >= quiet_end or (not moving and t >= cap):
+            if t >= quiet_end - TIME_EPS or (not moving and t >= cap - TIME_EPS):
                 reason = CloseReason.QUIET if quiet_end <= cap else CloseReason.CAPPED
                 closed.append(self._close(min(quiet_end, cap), reason))
                 ev = None
@@ -133,7 +140,7 @@ class EventTracker:
             return Update(closed=tuple(closed))
         if ev is None:
             return self._start(result, wall, index, previous=None, pre_roll=True, closed=closed)
-        if t - ev.clip_start_t >= self._cfg.max_clip_s:
+        if t - ev.clip_start_t >= self._cfg.max_clip_s - TIME_EPS:
             ev = replace(ev, end_t=t, end_wall=wall)
             self._event = ev
             closed.append(self._close(t, CloseReason.SPLIT))
@@ -178,6 +185,20 @@ class EventTracker:
         self._event = None
         self._phase = Phase.IDLE
         return ev
+
+
+def on_timeline(ev: Event, wall_of: Callable[[float], float]) -> Event:
+    """The event with its UTC times taken from the recording's timeline (`wall_of(t)`), which holds
+    a stale clock back after a reboot; frame wall times would point at older footage."""
+    return replace(ev, start_wall=wall_of(ev.start_t), end_wall=wall_of(ev.end_t),
+                   peak_wall=wall_of(ev.peak_t))
+
+
+def _shifted(ev: Event, delta: float) -> Event:
+    """The wall clock was stepped (NTP sync) during the event: the recorder re-times this run's
+    segments by the same step, so the event follows it to keep finding its footage."""
+    return replace(ev, start_wall=ev.start_wall + delta, end_wall=ev.end_wall + delta,
+                   peak_wall=ev.peak_wall + delta)
 
 
 def _boxes(boxes: Sequence[Sequence[float]]) -> list[Box]:

@@ -23,7 +23,7 @@ from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import AgentError
-from agent.events import Event
+from agent.events import Event, on_timeline
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
 from agent.outbox import EVENTS_DIR, EventFile, EventRecord, publish_event
@@ -69,6 +69,7 @@ class EventWriter:
         self._queue: queue.Queue[ClosedEvent | None] = queue.Queue(maxsize)
         self._masker = masker or PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self._run_after = _last_segment_id(data_dir)  # segments of this run have larger ids
         self.published: list[Path] = []  # outbox records written (read after join)
         # Called on the writer thread after each publish (e.g. StatusService.trigger); must not block.
         self.listeners: list[Callable[[EventRecord], None]] = []
@@ -105,6 +106,7 @@ class EventWriter:
                         if item is None:
                             more = False
                         else:
+                            item.event = self._on_timeline(conn, item.event)
                             self._hold(conn, item)
                             pending.append(item)
                     except queue.Empty:
@@ -117,8 +119,10 @@ class EventWriter:
 
     def _try_write(self, conn: sqlite3.Connection, state: StateStore, closed: ClosedEvent) -> bool:
         """Write the event if its footage is ready (or will never be); True when done with it."""
-        ev = closed.event
-        segs = list(self._covering(conn, ev.clip_start_wall, ev.clip_end_wall))
+        ev = closed.event = self._on_timeline(conn, closed.event)
+        # Only this run's footage: an earlier run's may sit just before in time after a clock reset.
+        segs = [s for s in self._covering(conn, ev.clip_start_wall, ev.clip_end_wall)
+                if getattr(s, "id", self._run_after + 1) > self._run_after]
         covered = bool(segs) and max(s.end for s in segs) >= ev.clip_end_wall - 0.05
         if not (covered or self._recording_done.is_set() or self._clock.monotonic() >= closed.deadline):
             return False
@@ -128,12 +132,33 @@ class EventWriter:
             self.failures += 1
             log.error("event %s: could not be written: %s", ev.event_id, err)
             return True
+        except Exception:  # a bug must not stop the events after this one
+            self.failures += 1
+            log.exception("event %s: could not be written", ev.event_id)
+            return True
         finally:
             if closed.hold_id is not None:
                 remove_hold(conn, closed.hold_id)
         self.published.append(path)
         self._report(state, ev)
         return True
+
+    def _on_timeline(self, conn: sqlite3.Connection, ev: Event) -> Event:
+        """Map the event's frame times to UTC as the recorder did for this run's segments."""
+        first = conn.execute(
+            "SELECT start, mono_start FROM segments WHERE id > ? AND mono_start IS NOT NULL "
+            "ORDER BY mono_start LIMIT 1", (self._run_after,)).fetchone()
+        if first is None:
+            return ev
+
+        def wall_of(t: float) -> float:
+            row = conn.execute(
+                "SELECT start, mono_start FROM segments WHERE id > ? AND mono_start IS NOT NULL "
+                "AND mono_start <= ? ORDER BY mono_start DESC LIMIT 1", (self._run_after, t)).fetchone()
+            start, mono = row if row is not None else first
+            return start + (t - mono)
+
+        return on_timeline(ev, wall_of)
 
     def _hold(self, conn: sqlite3.Connection, closed: ClosedEvent) -> None:
         """Protect the event's footage from retention until its clip is cut (expires on its own)."""
@@ -199,6 +224,15 @@ class EventWriter:
         if prev is not None and prev.state.get("day") == today:
             count = int(prev.state.get("events_today") or 0)
         state.report("motion", last_event_at=iso_utc(ev.start_wall), events_today=count + 1, day=today)
+
+
+def _last_segment_id(data_dir: Path) -> int:
+    conn = connect(db_path(data_dir))
+    try:
+        SegmentIndex(conn)  # creates the table on a new unit
+        return int(conn.execute("SELECT coalesce(max(id), 0) FROM segments").fetchone()[0])
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True)

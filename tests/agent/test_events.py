@@ -149,3 +149,30 @@ def test_detector_hysteresis_feeds_tracker(on: set[int], events: int) -> None:
     assert len(closed) == events
     if events:
         assert closed[0].start_t == pytest.approx(31 * STEP)  # second consecutive frame of motion
+
+
+def test_clock_step_during_an_event_moves_its_wall_times() -> None:
+    """NTP steps the clock mid-event: the recorder re-times the run's segments, the event follows."""
+    tracker = EventTracker(CFG, "u1")
+    tracker.update(R(10.0, 0.2, [], True), WALL0 + 10, 0)
+    tracker.update(R(10.2, 0.3, [], True), WALL0 + 10.2, 1)
+    tracker.update(R(10.4, 0.1, [], True), WALL0 + 10.4 + 3600, 2)  # clock stepped forward 1 h
+    ev = tracker.open_event
+    assert ev is not None and ev.start_wall == pytest.approx(WALL0 + 3610)
+    assert ev.peak_wall == pytest.approx(WALL0 + 3610.2) and ev.end_wall == pytest.approx(WALL0 + 3610.4)
+    assert ev.clip_start_wall == pytest.approx(WALL0 + 3605)
+    assert ev.event_id == "u1-20260101T000010.000Z"  # the id does not change
+
+
+@pytest.mark.parametrize("t0", [0.0, 100.0, 500.0, 12345.678, 1484.972245844])
+def test_events_do_not_depend_on_where_the_clock_started(t0: float) -> None:
+    """run and detect see the same footage at different monotonic offsets: same events (at t0=100
+    an exact float comparison split one analysed frame late)."""
+    tracker = EventTracker(CFG, "u1")
+    got = []
+    for i in range(500):
+        offset = (2 * i) / 10  # every other frame of a 10 fps file, as the file source times them
+        moving = 2.15 <= offset <= 79.45
+        got += [(round(e.start_t - t0, 6), round(e.end_t - t0, 6))
+                for e in tracker.update(R(t0 + offset, 0.1, [], moving), WALL0 + offset, i).closed]
+    assert got == [(2.2, 57.2), (57.2, 79.4)]  # the second closed after its post-roll

@@ -203,3 +203,22 @@ def test_run_on_the_picamera2_hardware_path_until_stopped(tmp_path, fake_picamer
     assert frames[-1].to_ndarray(format="bgr24")[:, :50].max() < 30  # masked by the hardware path
     snap = cv2.imread(str(tmp_path / rec.file("snapshot").path))
     assert snap.shape == (360, 640, 3) and snap[:, :50].mean() < 12
+
+
+def test_stale_clock_after_reboot_events_follow_the_recording_timeline(tmp_path) -> None:
+    """A Pi without a real-time clock reboots reading a time before its last footage: the recorder
+    holds segment times back (flagged unsynced); events must cut this run's footage, not older."""
+    cfg = unit_config(tmp_path)
+    first = run(cfg, ManualClock(wall=T0 + 1000, mono=100.0))
+    last_end = SegmentIndex(connect(db_path(tmp_path))).all()[-1].end
+    second = run(cfg, ManualClock(wall=T0, mono=5000.0))  # the clock now reads 1000 s too early
+    assert len(second.events) == len(first.events)
+    segments = SegmentIndex(connect(db_path(tmp_path))).all()
+    new = [s for s in segments if s.start >= last_end - 1e-6]
+    assert new and not any(s.clock_synced for s in new)
+    for a, b in zip(first.events, second.events, strict=True):
+        assert epoch(b.start) >= last_end and not b.clock_synced
+        # same footage, same place in it: 1000 s + the hold-back later than the first run
+        assert epoch(b.start) - new[0].start == pytest.approx(epoch(a.start) - T0 - 1000, abs=0.002)
+        assert epoch(b.clip_start) >= new[0].start - 1e-3
+        assert b.file("clip").size > 0
