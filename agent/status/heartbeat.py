@@ -68,6 +68,13 @@ def _num(value: Any) -> int | float | None:
     return round(value, 3) if isinstance(value, float) else value
 
 
+def _count(value: Any) -> int | None:
+    """A non-negative whole number (the control room's schema is strict: 31.0 is not 31)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        return None
+    return int(round(value))
+
+
 def _text(value: Any, limit: int = 32) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -87,7 +94,7 @@ def camera_block(row: ComponentState | None, now_mono: float, stall_s: float) ->
         "state": state,
         "fps": _num(s.get("fps")),
         "last_frame_at": payload_time(s.get("last_frame_at")),
-        "restarts": _num(s.get("restarts")),
+        "restarts": _count(s.get("restarts")),
         "error": _text(s.get("error"), MAX_ERROR),
     }
 
@@ -128,32 +135,43 @@ def build_payload(
         },
         "motion": None if mot is None else {
             "last_event_at": payload_time(mot.state.get("last_event_at")),
-            "events_today": _num(mot.state.get("events_today")),
+            "events_today": _count(mot.state.get("events_today")),
         },
         "disk": {
-            "total_bytes": disk.get("total_bytes", _num(_fields(ret).get("total_bytes"))),
-            "free_bytes": disk.get("free_bytes", _num(_fields(ret).get("free_bytes"))),
+            "total_bytes": _count(disk.get("total_bytes", _fields(ret).get("total_bytes"))),
+            "free_bytes": _count(disk.get("free_bytes", _fields(ret).get("free_bytes"))),
             "oldest_footage_at": payload_time(
                 _fields(ret).get("oldest_footage_at") or _fields(rec).get("oldest_footage_at")
             ),
-            "retention_days": _num(cfg.retention.max_age_days),
-            "events_lost": counters.get("events_lost", 0),
+            "retention_days": _count(cfg.retention.max_age_days),
+            "events_lost": _count(counters.get("events_lost", 0)),
         },
         "uploads": None if upl is None else {
-            k: _num(up.get(k)) for k in ("pending", "pending_bytes", "oldest_pending_age_s", "failed")
-        } | {"last_success_at": payload_time(up.get("last_success_at")),
-             "held_by_budget": _num(up.get("held_by_budget"))},
+            "pending": _count(up.get("pending")),
+            "pending_bytes": _count(up.get("pending_bytes")),
+            "oldest_pending_age_s": _num(up.get("oldest_pending_age_s")),
+            "failed": _count(up.get("failed")),
+            "last_success_at": payload_time(up.get("last_success_at")),
+            "held_by_budget": _count(up.get("held_by_budget")),
+        },
         "data": {
             "period_start": payload_time(up.get("period_start")),
-            "used_bytes": _num(up.get("used_bytes")),
-            "budget_bytes": _num(budget),
+            "used_bytes": _count(up.get("used_bytes")),
+            "budget_bytes": _count(budget),
         },
         "system": probes.system(),
         "modem": probes.modem(),
-        "gps": probes.gps(),
+        "gps": gps_block(probes),
         "config_version": cfg.status.config_version or None,
         "acked": acked[:MAX_ACKS],
     }
+
+
+def gps_block(probes: Probes) -> dict[str, Any] | None:
+    gps = probes.gps()
+    if gps is not None:
+        gps = gps | {"time": payload_time(gps.get("time"))}  # gpsd's text, normalised for the schema
+    return gps
 
 
 def clock_block(probes: Probes, row: ComponentState | None) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ MAX_RANGE = timedelta(days=7)
 
 class _Instruction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")  # as the control room issues them
 
 
 class UploadRange(_Instruction):

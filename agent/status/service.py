@@ -234,6 +234,8 @@ class StatusService:
             self._refused(store, cfg, err)
         except Rejected as err:
             log.warning("%s", err)
+            self._info.update(last_error=str(err), failures=int(self._info.get("failures") or 0) + 1)
+            self._save(store)
         except Exception:
             log.exception("heartbeat failed")
         # the next one is due an interval after this one began, or after the last try of a long outage
