@@ -21,6 +21,9 @@ _BORDER = 2  # work pixels ignored at each edge
 _GAP_S = 10.0  # a longer gap between analysed frames (camera reopened) starts calibration again
 _FLAT = 10.0  # grey-level spread below which a patch has no pattern to compare
 _RELIT_CORR = 0.0  # correlation with the background above which a still change is lighting
+_SWEEP_CORR = 0.6  # local correlation above which a moving change is a beam of light, not a thing
+_FLAT_LOCAL = 4.0  # grey-level spread in a 7x7 window below which it has no pattern
+_SWEEP_AREA = 0.01  # moving blobs bigger than this fraction of the area are checked for beams
 
 
 def _percentiles(img: np.ndarray, mask: np.ndarray | None, qs: tuple[float, ...]) -> list[float]:
@@ -58,17 +61,42 @@ def _linear(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
     return cv2.LUT(img, table)
 
 
-def _lighting_like(frame_px: np.ndarray, bg_px: np.ndarray) -> bool:
-    """True if a still change looks like the background re-lit rather than a new object: the
-    pattern is kept (positive correlation), or either side has no pattern to compare (saturated by
-    a light, or a featureless wall). Only a changed pattern on both sides means a new object."""
+def _pattern_match(frame_px: np.ndarray, bg_px: np.ndarray) -> tuple[float, float]:
+    """(weaker grey-level spread of the two, correlation) of a blob's pixels now and in the
+    background: a re-lit scene keeps its pattern (high correlation), a new object does not.
+    Pixels clipped white or black now carry no pattern and are left out, unless most are."""
     f = frame_px.astype(np.float32)
     b = bg_px.astype(np.float32)
+    keep = (frame_px > 4) & (frame_px < 251)
+    if np.count_nonzero(keep) >= 0.5 * keep.size:
+        f, b = f[keep], b[keep]
     fs, bs = float(f.std()), float(b.std())
-    if fs < _FLAT or bs < _FLAT:
-        return True
-    corr = float(((f - f.mean()) * (b - b.mean())).mean()) / (fs * bs)
-    return corr > _RELIT_CORR
+    if min(fs, bs) < 1e-3:
+        return min(fs, bs), 0.0
+    return min(fs, bs), float(((f - f.mean()) * (b - b.mean())).mean()) / (fs * bs)
+
+
+def _relit(ncc: np.ndarray, textured: np.ndarray) -> bool:
+    """A moving blob is a beam of light (headlights sweeping) if most of it has texture and that
+    texture still matches the background."""
+    n = np.count_nonzero(textured)
+    return n >= 0.15 * textured.size and np.count_nonzero(ncc[textured] > _SWEEP_CORR) >= 0.6 * n
+
+
+def _local_ncc(frame: np.ndarray, bg: np.ndarray, k: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised cross-correlation of frame and background in k x k windows, and where both have
+    enough texture for it to mean anything. Illumination changes smoothly across a beam of light,
+    so re-lit surfaces still correlate locally even where a whole blob does not."""
+    f = frame.astype(np.float32)
+    b = bg.astype(np.float32)
+    size = (k, k)
+    mf, mb = cv2.blur(f, size), cv2.blur(b, size)
+    var_f = cv2.blur(f * f, size) - mf * mf
+    var_b = cv2.blur(b * b, size) - mb * mb
+    cov = cv2.blur(f * b, size) - mf * mb
+    textured = (var_f > _FLAT_LOCAL**2) & (var_b > _FLAT_LOCAL**2)
+    ncc = cov / np.sqrt(np.maximum(var_f, 1.0) * np.maximum(var_b, 1.0))
+    return ncc, textured
 
 
 class MotionDetector:
@@ -220,11 +248,22 @@ class MotionDetector:
         live = hits >= np.maximum(3, stats[:, cv2.CC_STAT_AREA] * 0.02)
         still = np.zeros(n, bool)
         bg = cv2.convertScaleAbs(self._bg)
+        big = stats[:, cv2.CC_STAT_AREA] >= _SWEEP_AREA * self._zone_area
+        ncc = textured = None
+        if np.any(big[1:] & live[1:]):
+            ncc, textured = _local_ncc(frame, bg)
         for i in range(1, n):
-            if not live[i] and stats[i, cv2.CC_STAT_AREA] >= self._min_area:
-                x, y, w, h, _ = stats[i]
-                sel = labels[y : y + h, x : x + w] == i
-                still[i] = not _lighting_like(frame[y : y + h, x : x + w][sel], bg[y : y + h, x : x + w][sel])
+            if stats[i, cv2.CC_STAT_AREA] < self._min_area:
+                continue
+            x, y, w, h, _ = stats[i]
+            sel = labels[y : y + h, x : x + w] == i
+            if live[i]:
+                if big[i] and ncc is not None and textured is not None:
+                    live[i] = not _relit(ncc[y : y + h, x : x + w][sel], textured[y : y + h, x : x + w][sel])
+            else:
+                # Still: a new object only if there is a pattern on both sides and it changed.
+                spread, corr = _pattern_match(frame[y : y + h, x : x + w][sel], bg[y : y + h, x : x + w][sel])
+                still[i] = spread >= _FLAT and corr <= _RELIT_CORR
         live[0] = still[0] = False
         counted = live | still
         ww, wh = self.work

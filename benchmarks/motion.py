@@ -54,6 +54,7 @@ from tests.agent.synthetic import (  # noqa: E402
     Nuisance,
     cloud_ramp,
     fog,
+    headlights,
     ir_switch,
     jitter,
     light_step,
@@ -92,6 +93,7 @@ CONDITIONS: dict[str, Callable[[int], Nuisance]] = {
     "held_out_ir_switch_at_night": lambda k: _both(ir_switch(PERIOD, seed=k),
                                                    sensor_noise(PERIOD, seed=k, gain=0.6, sigma=5.0)),
     "held_out_fog": lambda k: fog(PERIOD, seed=k),
+    "held_out_headlights": lambda k: headlights(PERIOD, seed=k),
     "held_out_shake_in_rain": lambda k: _both(jitter(PERIOD, seed=k), rain(PERIOD, seed=k, drops=60)),
 }
 MOG2_MIN_FRACTION, MSE_THRESHOLD = 0.002, 7.0

@@ -139,6 +139,27 @@ def jitter(n: int, seed: int = 0, max_px: float = 2.0, sigma: float = 2.0) -> Nu
     return apply
 
 
+def headlights(n: int, seed: int = 0, gain: float = 0.3, boost: float = 2.5, sweep: int = 15,
+               sigma: float = 3.0) -> Nuisance:
+    """Night, and a car's headlights sweep across the scene halfway through every n frames (over
+    `sweep` frames, from beyond the left edge to beyond the right): the scene itself is re-lit."""
+    rng = np.random.default_rng(seed)
+
+    def apply(i: int, img: np.ndarray) -> np.ndarray:
+        base = _gray(img) * gain
+        h, w = base.shape
+        k = i % n - n // 2
+        if 0 <= k < sweep:
+            cx = (-0.3 + 1.6 * k / max(1, sweep - 1)) * w
+            xs = np.arange(w, dtype=np.float32)
+            beam = np.exp(-0.5 * ((xs - cx) / (0.2 * w)) ** 2)[None, :]
+            rows = np.clip((np.arange(h, dtype=np.float32)[:, None] - 0.3 * h) / (0.2 * h), 0, 1)
+            base = base * (1.0 + boost * beam * rows)
+        return _out(base + rng.normal(0.0, sigma, base.shape))
+
+    return apply
+
+
 def fog(n: int, seed: int = 0, density: float = 0.65, level: float = 170.0, sigma: float = 2.0
         ) -> Nuisance:
     """Fog or haze: every pixel pulled towards a light grey, so moving things have little contrast."""
