@@ -87,10 +87,11 @@ class Intake:
         self._key = key
         self._threshold = int(cfg.upload.multipart_threshold_mb * 1024 * 1024)
 
-    def take(self, path: Path) -> bool:
+    def take(self, path: Path, recheck_rejected: bool = True) -> bool:
         """Queue the event of one record; False if already known or rejected (logged)."""
         event_id = path.stem
-        if self._queue.known_event(event_id) not in (None, EventState.REJECTED):
+        known = self._queue.known_event(event_id)
+        if known not in (None, EventState.REJECTED) or (known and not recheck_rejected):
             return False
         try:
             record = read_event(path)
@@ -102,18 +103,25 @@ class Intake:
             log.error("outbox record rejected (other events are unaffected): %s", err)
             self._queue.reject_event(event_id, str(err), self._clock.time())
             return False
+        try:
+            self._queue_record(record)
+        except OSError as err:  # e.g. a full disk while writing the manifest: the next scan retries
+            log.error("%s: cannot queue event yet (will retry): %s", event_id, err)
+            return False
+        return True
+
+    def _check_unit(self, record: EventRecord) -> None:
         if record.unit_id != self._cfg.unit.id:
             log.warning(
                 "%s: record unit %r is not this unit %r; uploading under %r",
-                event_id,
+                record.event_id,
                 record.unit_id,
                 self._cfg.unit.id,
                 self._cfg.unit.id,
             )
-        self._queue_record(record)
-        return True
 
     def _queue_record(self, record: EventRecord) -> None:
+        self._check_unit(record)
         prefix = object_prefix(self._cfg, record)
         previous = self._queue.meta(CHAIN_HEAD)
         raw = build_manifest(record, self._cfg.unit.id, previous, self._key)

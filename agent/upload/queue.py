@@ -137,7 +137,7 @@ class NewJob:
 
     @property
     def stage(self) -> int:
-        return STAGE.get(self.role, STAGE[self.kind.value])
+        return STAGE[self.role] if self.role in STAGE else STAGE[self.kind.value]
 
 
 @dataclass(frozen=True)

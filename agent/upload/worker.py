@@ -148,16 +148,16 @@ class UploadService:
             self._observer = watch_outbox(outbox, self._inbox)
         self._take_all(intake, outbox)
         self._ready.set()
-        next_status = next_scan = 0.0
+        next_status, next_scan = 0.0, time.monotonic() + self.policy.rescan_s
         while not self._stop.is_set():
             try:
                 if intake.take(self._inbox.get(timeout=self.policy.status_s)):
                     self._wake_all()
             except pyqueue.Empty:
                 pass
-            now = self.clock.monotonic()
-            if now >= next_scan:
-                self._take_all(intake, outbox)
+            now = time.monotonic()  # pacing of this loop is real time, whatever clock the data uses
+            if now >= next_scan:  # a safety net in case inotify overflowed; corrupt records stay rejected
+                self._take_all(intake, outbox, recheck_rejected=False)
                 next_scan = now + self.policy.rescan_s
             if now >= next_status:
                 self._release_held(queue)
@@ -166,8 +166,8 @@ class UploadService:
         self._report(queue, state)
         conn.close()
 
-    def _take_all(self, intake: Intake, outbox: Path) -> None:
-        if any([intake.take(p) for p in scan_outbox(outbox)]):
+    def _take_all(self, intake: Intake, outbox: Path, recheck_rejected: bool = True) -> None:
+        if any([intake.take(p, recheck_rejected) for p in scan_outbox(outbox)]):
             self._wake_all()
 
     def _lane_loop(self, lane: Lane) -> None:
@@ -186,12 +186,12 @@ class UploadService:
         )
         ctx = _LaneCtx(queue, target, requests.Session(), [True])
         while not self._stop.is_set():
+            self._wake[lane].clear()  # cleared before looking, so a wake-up during the look is kept
             job = queue.next_job(lane, self.clock.time(), self.policy.refused_max_s * 2)
             if job is None:
                 if lane is Lane.BULK:
                     self._abort_stale(ctx)
                 self._wake[lane].wait(self.policy.poll_s)
-                self._wake[lane].clear()
                 continue
             self._run(ctx, job)
         conn.close()

@@ -7,13 +7,17 @@ adds one-way latency, resets connections after N upstream bytes, stalls, or cuts
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 CHUNK = 4096
+SLACK_S = 0.05
 
 
 @dataclass
@@ -23,6 +27,9 @@ class LinkState:
     reset_after: int | None = None  # reset every connection once this many more upstream bytes passed
     stalled: bool = False  # hold all data, keep connections open
     cut: bool = False  # refuse and reset everything
+    max_skew_s: float | None = (
+        None  # answer like S3 (403 RequestTimeTooSkewed) to a request signed too far off
+    )
     bytes_up: int = 0  # client -> server bytes forwarded (what the uplink carried)
     bytes_down: int = 0
     resets: int = 0
@@ -37,6 +44,31 @@ def _rst(writer: asyncio.StreamWriter) -> None:
         except OSError:
             pass
     writer.transport.abort()
+
+
+def _skewed(data: bytes, max_skew_s: float) -> bool:
+    """Does this chunk start a request whose X-Amz-Date is more than max_skew_s from the real time?"""
+    m = re.search(rb"(?im)^x-amz-date:\s*(\d{8}T\d{6}Z)", data)
+    if not m:
+        return False
+    signed = datetime.strptime(m.group(1).decode(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    return abs(signed - time.time()) > max_skew_s
+
+
+def _skew_answer() -> bytes:
+    now = datetime.now(UTC)
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>RequestTimeTooSkewed</Code>'
+        "<Message>The difference between the request time and the current time is too large.</Message>"
+        f"<ServerTime>{now:%Y-%m-%dT%H:%M:%SZ}</ServerTime>"
+        "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds></Error>"
+    ).encode()
+    head = (
+        f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+        f"Date: {format_datetime(now, usegmt=True)}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    return head + body
 
 
 class FaultProxy:
@@ -154,6 +186,12 @@ class FaultProxy:
                 return
             if self.link.latency_s:
                 await asyncio.sleep(max(0.0, arrived + self.link.latency_s - time.monotonic()))
+            if way == "up" and self.link.max_skew_s is not None and _skewed(data, self.link.max_skew_s):
+                other.write(_skew_answer())
+                await other.drain()
+                _rst(writer)
+                other.transport.close()
+                return
             if way == "up" and self.link.reset_after is not None:
                 room = self.link.reset_after - self.link.bytes_up
                 if room <= len(data):
@@ -166,7 +204,7 @@ class FaultProxy:
     async def _send(self, writer: asyncio.StreamWriter, data: bytes, way: str) -> None:
         if self.link.rate_bps > 0 and data:
             now = time.monotonic()
-            start = max(now, self.link.next_free[way])
+            start = max(now - SLACK_S, self.link.next_free[way])  # a late wake-up does not lose link time
             self.link.next_free[way] = start + len(data) * 8 / self.link.rate_bps
             await asyncio.sleep(self.link.next_free[way] - now)
         writer.write(data)

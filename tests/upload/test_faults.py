@@ -107,3 +107,32 @@ def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(
     finally:
         svc.stop()
         assert svc.join(10)
+
+
+class SlowClock(SystemClock):
+    """A Pi without a real-time clock that booted with a time two hours behind."""
+
+    def time(self) -> float:
+        return super().time() - 7200
+
+
+def test_request_time_too_skewed_is_corrected_from_the_server_time(
+    tmp_path: Path, proxy: FaultProxy, bucket: str, s3_admin: Any, publish_events: Any
+) -> None:
+    data = tmp_path / "data"
+    cfg = make_config(data, proxy.url, bucket)
+    proxy.link.max_skew_s = 900  # what S3 allows
+    records = publish_events(1)
+    svc = UploadService(cfg, SlowClock(), FAST)
+    svc.start()
+    try:
+        wait_until(
+            lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "uploads after correction"
+        )
+        state = StateStore(connect(db_path(data)), SystemClock())
+        wait_until(
+            lambda: abs(state.read("upload").state["clock_offset_s"] - 7200) < 5, 5, "offset in status"
+        )
+    finally:
+        svc.stop()
+        assert svc.join(10)
