@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from agent.clock import SystemClock
 from agent.db import connect, db_path
+from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_chain
 from agent.upload.queue import UploadQueue
@@ -35,6 +37,16 @@ def start(cfg_path: Path, log: Any) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def settled(data: Path, since: float) -> bool:
+    """The uploader started last has reported, and nothing is left to do."""
+    conn = connect(db_path(data))
+    try:
+        st = StateStore(conn, SystemClock()).read("upload")
+        return bool(st and st.updated_at > since + 0.5 and st.state["pending"] == 0)
+    finally:
+        conn.close()
 
 
 @pytest.mark.slow
@@ -77,6 +89,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
                 records.append(
                     publish(data, base + len(records) * 30, os.urandom(rng.choice([7_000_000, 80_000])))
                 )
+        final_start = time.time()
         proc = start(cfg_path, log)
         try:
             want = {
@@ -85,6 +98,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
                 for n in ("clip.mp4", "snapshot.jpg", "manifest.json")
             }
             wait_until(lambda: set(objects(s3_admin, bucket)) >= want, 90, "every event after the kills")
+            wait_until(lambda: settled(data, final_start), 30, "the last uploader to report an empty queue")
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
