@@ -89,7 +89,7 @@ class StatusService:
 
     def start(self) -> None:
         for name, target in (("status-monitor", self._monitor_loop), ("status-sender", self._send_loop)):
-            t = threading.Thread(target=target, name=name, daemon=True)
+            t = threading.Thread(target=_logged(target), name=name, daemon=True)
             t.start()
             self._threads.append(t)
         self._notifier.ready("running")
@@ -319,6 +319,18 @@ class StatusService:
         except Exception:
             log.exception("instruction %s could not be handed over", instruction.id)
             return False
+
+
+def _logged(target: Callable[[], None]) -> Callable[[], None]:
+    """A thread body whose crash is logged (a dead monitor starves the watchdog: systemd restarts us)."""
+
+    def run() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s crashed", threading.current_thread().name)
+
+    return run
 
 
 def _epoch(text: str) -> float:
