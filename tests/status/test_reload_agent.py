@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from agent.db import db_path
 from agent.status.cli import read_state
 from tests.status.conftest import TOKEN, ControlRoom
+from tests.status.test_sdnotify import NotifySocket
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = REPO / ".." / "shared" / "data" / "opencv_vtest_480x360.avi"
@@ -72,8 +74,9 @@ def test_config_change_is_applied_while_recording(tmp_path: Path, control_room: 
     config, data = tmp_path / "agent.toml", tmp_path / "data"
     values = {"data": data, "clip": CLIP.resolve(), "url": control_room.url, "sensitivity": 0.5}
     push(config, version="v1", **values)
-    env = dict(os.environ, CCTV_STATUS_TOKEN=TOKEN, PYTHONPATH=str(REPO))
-    env.pop("NOTIFY_SOCKET", None)
+    sock = NotifySocket(f"@cctv-reload-test-{uuid.uuid4().hex}")
+    env = dict(os.environ, CCTV_STATUS_TOKEN=TOKEN, PYTHONPATH=str(REPO), NOTIFY_SOCKET=sock.name)
+    env.pop("WATCHDOG_USEC", None)
     log = (tmp_path / "agent.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -99,11 +102,15 @@ def test_config_change_is_applied_while_recording(tmp_path: Path, control_room: 
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            assert proc.wait(60) == 0, log_text(log)
+            assert proc.wait(60) == 0, log_text(log)  # clean stop: open segment and event finished
+            messages = [m for _, m in sock.messages]
+            ready = [i for i, m in enumerate(messages) if m.startswith("READY=1")]
+            assert ready and "STOPPING=1" in messages[ready[0]:], messages
         finally:
             if proc.poll() is None:
                 proc.kill()
             log.close()
+            sock.close()
 
 
 def log_text(log) -> str:
