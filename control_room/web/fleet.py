@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, g, render_template, request, url_for
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from control_room import fleet, scope
 from control_room.auth import require
@@ -21,6 +21,7 @@ from control_room.web.charts import MapPoint, MapView, plot_map
 
 bp = Blueprint("fleet", __name__)
 MAX_MAP_LABELS = 60
+PAGE_SIZE = 200  # rows per page: a partnership's fleet page stays small enough to refresh every few seconds
 
 
 @dataclass
@@ -38,6 +39,7 @@ class FleetFilter:
     council: int | None = None
     attention: bool = False
     search: str = ""
+    page: int = 1
 
     @classmethod
     def from_request(cls) -> FleetFilter:
@@ -45,34 +47,57 @@ class FleetFilter:
             council=request.args.get("council", type=int),
             attention=request.args.get("attention") == "1",
             search=request.args.get("q", "")[:64].strip(),
+            page=max(1, request.args.get("page", 1, type=int)),
         )
 
-    def args(self) -> dict[str, str]:
+    def args(self, page: int | None = None) -> dict[str, str]:
+        page = self.page if page is None else page
         out = {
             "council": self.council,
             "attention": "1" if self.attention else None,
             "q": self.search or None,
+            "page": page if page > 1 else None,
         }
         return {k: str(v) for k, v in out.items() if v is not None}
 
 
 def fleet_rows(f: FleetFilter) -> list[FleetRow]:
     db = common.db()
-    stmt = (
-        scope.visible(db, Unit, g.user)
-        .options(selectinload(Unit.deployments).selectinload(Deployment.site), selectinload(Unit.council))
-        .order_by(Unit.unit_id)
-    )
+    stmt = scope.visible(db, Unit, g.user).order_by(Unit.unit_id)
+    if g.user.partnership_wide:
+        stmt = stmt.options(selectinload(Unit.council))
     if f.council is not None:
         stmt = stmt.where(Unit.council_id == f.council)
     if f.search:
         stmt = stmt.where(Unit.unit_id.contains(f.search.lower(), autoescape=True))
+    units = db.scalars(stmt).all()
+    active = _active_deployments(db)
     now, settings = common.now(), common.settings()
     rows = [
-        FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), fleet.active_deployment(u))
-        for u in db.scalars(stmt)
+        FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), active.get(u.id))
+        for u in units
     ]
-    return [r for r in rows if r.status.needs_attention] if f.attention else rows
+    if f.attention:
+        rows = [r for r in rows if r.status.needs_attention]
+    return sorted(rows, key=_worst_first)
+
+
+def _active_deployments(db: Session) -> dict[int, Deployment]:
+    """Each visible unit's open deployment with its site, in one query (not every unit's history)."""
+    stmt = (
+        scope.visible(db, Deployment, g.user)
+        .where(Deployment.recovered_at.is_(None))
+        .options(joinedload(Deployment.site))
+        .order_by(Deployment.start)
+    )
+    return {d.unit_pk: d for d in db.scalars(stmt)}  # the newest open one wins
+
+
+def _worst_first(row: FleetRow) -> tuple[int, str]:
+    """Alarms first, then warnings, then healthy units; by unit id within each."""
+    severities = {b.severity for b in row.status.badges}
+    rank = 0 if "alarm" in severities else 1 if severities else 2
+    return rank, row.unit.unit_id
 
 
 def fleet_map(rows: list[FleetRow]) -> MapView:
@@ -112,9 +137,15 @@ def fleet_map(rows: list[FleetRow]) -> MapView:
 def _context() -> dict[str, Any]:
     f = FleetFilter.from_request()
     rows = fleet_rows(f)
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(f.page, pages)
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return {
-        "rows": rows,
-        "map": fleet_map(rows),
+        "rows": shown,
+        "total": len(rows),
+        "page": page,
+        "pages": pages,
+        "map": fleet_map(shown),
         "now": common.now(),
         "filters": f,
         "online": sum(r.status.online for r in rows),

@@ -325,3 +325,24 @@ def test_engineer_cannot_request_footage(app, unit, factory) -> None:  # noqa: A
     form = {"csrf_token": token, "start": "2026-07-01T10:00", "end": "2026-07-01T10:05"}
     assert ed.post(f"/units/{unit.unit_id}/request-upload", data=form).status_code == 403
     assert "Continuous footage" not in ed.get(f"/units/{unit.unit_id}").get_data(as_text=True)
+
+
+def test_fleet_pages_put_the_worst_units_first(app, unit, factory, monkeypatch) -> None:  # noqa: ANN001
+    from control_room.web import fleet as fleet_page
+
+    monkeypatch.setattr(fleet_page, "PAGE_SIZE", 2)
+    for n in (2, 3, 4):
+        beat(app, factory.unit(f"herts-mcu-00{n}", "herts"))
+    beat(app, factory.unit("herts-mcu-005", "herts"), camera={"state": "failed"})  # alarm
+    beat(app, unit, modem={"signal_percent": 5})  # warning only
+    alice = app.test_client()
+    login(alice, "alice")
+    first = alice.get("/fleet/live").get_data(as_text=True)
+    order = re.findall(r'data-unit="(herts-mcu-\d+)"', first)
+    assert order == ["herts-mcu-005", "herts-mcu-001"]
+    assert "5 units" in first and "page 1 of 3" in first
+    third = alice.get("/fleet/live?page=3").get_data(as_text=True)
+    assert re.findall(r'data-unit="(herts-mcu-\d+)"', third) == ["herts-mcu-004"]
+    page = alice.get("/?page=2").get_data(as_text=True)
+    assert 'data-poll-url="/fleet/live?page=2"' in page
+    assert re.findall(r'data-unit="(herts-mcu-\d+)"', page) == ["herts-mcu-002", "herts-mcu-003"]
