@@ -126,6 +126,9 @@ def test_unit_online_new_event_and_clip_plays(  # noqa: ANN001
     unit = factory.unit("herts-mcu-001", "herts")
     factory.user("alice", "operator", "herts")
     deploy_at_site(engine, unit.unit_id, clock)
+    errors: list[str] = []  # console errors include Content-Security-Policy violations
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, base, "alice")
     row = page.locator(f'tr[data-unit="{unit.unit_id}"]')
     assert row.get_attribute("data-online") == "no"
@@ -181,6 +184,7 @@ def test_unit_online_new_event_and_clip_plays(  # noqa: ANN001
     page.goto(f"{base}/locations")
     assert page.locator(f'#deployments tr[data-unit="{unit.unit_id}"]').count() == 1
     page.screenshot(path=str(ARTIFACTS / "locations.png"), full_page=True)
+    assert errors == []
 
 
 def test_user_of_another_council_gets_404(
