@@ -243,15 +243,24 @@ class MotionDetector:
         """Boxes of big enough changed blobs. A blob counts if it also changed since the last frame
         or, when still, if it is not a lighting change (a new object, not the old scene brighter).
         Returns boxes, area, the still-object mask and the lighting mask (absorbed quickly)."""
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+        # Grana's block-based labelling: several times faster here than the default algorithm.
+        n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            changed, 8, cv2.CV_32S, cv2.CCL_GRANA
+        )
         hits = np.bincount(labels[moving > 0], minlength=n)
         live = hits >= np.maximum(3, stats[:, cv2.CC_STAT_AREA] * 0.02)
         still = np.zeros(n, bool)
         bg = cv2.convertScaleAbs(self._bg)
         big = stats[:, cv2.CC_STAT_AREA] >= _SWEEP_AREA * self._zone_area
+        big[0] = False
         ncc = textured = None
-        if np.any(big[1:] & live[1:]):
-            ncc, textured = _local_ncc(frame, bg)
+        if np.any(big & live):
+            # Only over the big moving blobs' bounding box: the check is the costliest step.
+            x0, y0 = stats[big & live, :2].min(axis=0)
+            x1, y1 = (stats[big & live, :2] + stats[big & live, 2:4]).max(axis=0)
+            ncc = np.zeros(changed.shape, np.float32)
+            textured = np.zeros(changed.shape, bool)
+            ncc[y0:y1, x0:x1], textured[y0:y1, x0:x1] = _local_ncc(frame[y0:y1, x0:x1], bg[y0:y1, x0:x1])
         for i in range(1, n):
             if stats[i, cv2.CC_STAT_AREA] < self._min_area:
                 continue
