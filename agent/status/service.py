@@ -47,7 +47,8 @@ class StatusService:
     """start() (sends READY=1: start it last), stop(), join(timeout); trigger(reason) sends soon.
 
     `on_instruction` is called from the sender thread for instructions the service cannot carry out
-    itself (`upload_range`); it must only queue the work and return True once it is queued.
+    itself (`upload_range`); it must only queue the work and return True once it is queued. It may
+    also be set after construction (the runner wires it to the upload pipeline).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class StatusService:
         self._clock = clock
         self._probes = probes or Probes.from_config(cfg.status.gpsd, cfg.status.modem)
         self._notifier = notifier or Notifier()
-        self._on_instruction = on_instruction
+        self.on_instruction = on_instruction
         self._session = session
         self._tick_s = tick_s
         self._min_gap_s = min_gap_s
@@ -310,12 +311,12 @@ class StatusService:
             self._acked.append(instruction.id)
 
     def _hand_over(self, instruction: UploadRange) -> bool:
-        if self._on_instruction is None:
+        if self.on_instruction is None:
             log.warning("instruction %s (upload_range) not carried out: no upload pipeline attached",
                         instruction.id)
             return False
         try:
-            return bool(self._on_instruction(instruction))
+            return bool(self.on_instruction(instruction))
         except Exception:
             log.exception("instruction %s could not be handed over", instruction.id)
             return False
