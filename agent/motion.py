@@ -249,6 +249,27 @@ class MotionDetector:
         )
         hits = np.bincount(labels[moving > 0], minlength=n)
         live = hits >= np.maximum(3, stats[:, cv2.CC_STAT_AREA] * 0.02)
+        still = self._sort_blobs(labels, stats, live, frame)
+        live[0] = still[0] = False
+        counted = live | still
+        ww, wh = self.work
+        boxes: list[Box] = []
+        area = 0.0
+        for i in np.flatnonzero(counted):
+            x, y, w, h, a = stats[i]
+            if a >= self._min_area:
+                boxes.append((float(x / ww), float(y / wh), float(w / ww), float(h / wh)))
+                area += float(a)
+        lighting = np.where(counted[labels], 0, changed).astype(np.uint8)
+        still_mask = np.where(still[labels], changed, 0).astype(np.uint8)
+        self._mask = changed - lighting
+        return boxes, area, still_mask, lighting
+
+    def _sort_blobs(self, labels: np.ndarray, stats: np.ndarray, live: np.ndarray, frame: np.ndarray
+                    ) -> np.ndarray:
+        """Drop big moving blobs that are only the scene re-lit (in place in `live`); return which
+        still blobs are new objects (the other still blobs are lighting)."""
+        n = len(stats)
         still = np.zeros(n, bool)
         bg = cv2.convertScaleAbs(self._bg)
         big = stats[:, cv2.CC_STAT_AREA] >= _SWEEP_AREA * self._zone_area
@@ -258,35 +279,23 @@ class MotionDetector:
             # Only over the big moving blobs' bounding box: the check is the costliest step.
             x0, y0 = stats[big & live, :2].min(axis=0)
             x1, y1 = (stats[big & live, :2] + stats[big & live, 2:4]).max(axis=0)
-            ncc = np.zeros(changed.shape, np.float32)
-            textured = np.zeros(changed.shape, bool)
+            ncc = np.zeros(labels.shape, np.float32)
+            textured = np.zeros(labels.shape, bool)
             ncc[y0:y1, x0:x1], textured[y0:y1, x0:x1] = _local_ncc(frame[y0:y1, x0:x1], bg[y0:y1, x0:x1])
         for i in range(1, n):
             if stats[i, cv2.CC_STAT_AREA] < self._min_area:
                 continue
             x, y, w, h, _ = stats[i]
-            sel = labels[y : y + h, x : x + w] == i
+            win = (slice(y, y + h), slice(x, x + w))
+            sel = labels[win] == i
             if live[i]:
                 if big[i] and ncc is not None and textured is not None:
-                    live[i] = not _relit(ncc[y : y + h, x : x + w][sel], textured[y : y + h, x : x + w][sel])
+                    live[i] = not _relit(ncc[win][sel], textured[win][sel])
             else:
                 # Still: a new object only if there is a pattern on both sides and it changed.
-                spread, corr = _pattern_match(frame[y : y + h, x : x + w][sel], bg[y : y + h, x : x + w][sel])
+                spread, corr = _pattern_match(frame[win][sel], bg[win][sel])
                 still[i] = spread >= _FLAT and corr <= _RELIT_CORR
-        live[0] = still[0] = False
-        counted = live | still
-        ww, wh = self.work
-        boxes: list[Box] = []
-        area = 0.0
-        for i in np.flatnonzero(counted):
-            x, y, w, h, a = stats[i]
-            if a >= self._min_area:
-                boxes.append((x / ww, y / wh, w / ww, h / wh))
-                area += float(a)
-        lighting = np.where(counted[labels], 0, changed).astype(np.uint8)
-        still_mask = np.where(still[labels], changed, 0).astype(np.uint8)
-        self._mask = changed - lighting
-        return boxes, area, still_mask, lighting
+        return still
 
     def _alpha(self, dt: float, tau: float) -> float:
         return 1.0 - math.exp(-dt / tau)

@@ -96,3 +96,14 @@ def test_long_gap_recalibrates_and_bad_frames_are_refused() -> None:
         det.analyse(yuv420, 61.0)
     with pytest.raises(ValueError, match="uint8"):
         det.analyse(scene().astype(np.float32), 61.0)
+
+
+def test_score_is_a_fraction_of_the_include_zone() -> None:
+    """The same moving square scores higher against a small include zone than the whole frame."""
+    right_quarter = Zone(polygon=[(0.5, 0.25), (1.0, 0.25), (1.0, 0.75), (0.5, 0.75)])
+    still = scene()
+    frames = [still] * 20 + [with_square(still, 200 + 4 * i, 100) for i in range(8)]
+    whole = run(MotionDetector(MotionConfig(), (W, H)), frames)[-1]
+    zoned = run(MotionDetector(MotionConfig(include_zones=[right_quarter]), (W, H)), frames)[-1]
+    assert whole.motion and zoned.motion
+    assert zoned.score == pytest.approx(whole.score * 4, rel=0.25)
