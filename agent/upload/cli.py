@@ -17,6 +17,7 @@ from agent.db import connect, db_path
 from agent.errors import InputError
 from agent.upload.budget import DataBudget
 from agent.upload.queue import UploadQueue
+from agent.upload.stats import open_jobs, queue_stats, rejected_events
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def queue_report(queue: UploadQueue, budget: DataBudget, now: float) -> dict[str, Any]:
-    st = queue.stats()
+    st = queue_stats(queue.conn)
     jobs = [
         {
             "event_id": r["event_id"],
@@ -38,9 +39,9 @@ def queue_report(queue: UploadQueue, budget: DataBudget, now: float) -> dict[str
             "age_s": round(now - r["created_at"], 1),
             "error": r["last_error"],
         }
-        for r in queue.open_jobs()
+        for r in open_jobs(queue.conn)
     ]
-    rejected = [{"event_id": r["event_id"], "error": r["error"]} for r in queue.rejected_events()]
+    rejected = [{"event_id": r["event_id"], "error": r["error"]} for r in rejected_events(queue.conn)]
     return {
         "pending": st.pending,
         "in_progress": st.active,

@@ -148,18 +148,6 @@ class Part:
     checksum_sha256: str
 
 
-@dataclass(frozen=True)
-class QueueStats:
-    pending: int
-    active: int
-    held: int
-    failed: int
-    pending_bytes: int
-    oldest_pending_at: float | None
-    last_success_at: float | None
-    rejected_events: int
-
-
 _JOB_COLS = (
     "j.id, j.event_id, j.kind, j.role, j.lane, j.stage, j.path, j.key, j.size, j.sha256, j.content_type, "
     "j.state, j.attempts, j.upload_id, e.priority, e.budget_override"
@@ -257,14 +245,6 @@ class UploadQueue:
         row = self.conn.execute("SELECT value FROM upload_meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, name: str, value: str) -> None:
-        self.conn.execute(
-            "INSERT INTO upload_meta(name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
-
-    # --- lanes --------------------------------------------------------------------------------
     def recover(self) -> int:
         """At start-up: jobs left ACTIVE by a crash go back to PENDING, and every wait restarts."""
         with self._tx() as c:
@@ -325,14 +305,6 @@ class UploadQueue:
                     "upload_jobs WHERE event_id = upload_events.event_id AND state != ?)",
                     (EventState.COMPLETE.value, now, job_id, JobState.DONE.value),
                 )
-
-    def hold_clips_over(self, allowed: bool) -> None:
-        """Release HELD clips when the budget allows again (new period)."""
-        if allowed:
-            self.conn.execute(
-                "UPDATE upload_jobs SET state = ? WHERE state = ?",
-                (JobState.PENDING.value, JobState.HELD.value),
-            )
 
     def request_event(self, event_id: str) -> bool:
         """A control-room request: the event jumps the queue and its clip passes the data budget."""
@@ -395,42 +367,6 @@ class UploadQueue:
             (event_id, JobState.DONE.value),
         ).fetchall()
         return [_job(r) for r in rows]
-
-    def stats(self) -> QueueStats:
-        c = self.conn
-        by_state = dict(c.execute("SELECT state, COUNT(*) FROM upload_jobs GROUP BY state").fetchall())
-        pending_bytes, oldest = c.execute(
-            "SELECT COALESCE(SUM(size), 0), MIN(created_at) FROM upload_jobs WHERE state != ? AND kind != ?",
-            (JobState.DONE.value, JobKind.NOTIFY.value),
-        ).fetchone()
-        last = c.execute("SELECT MAX(done_at) FROM upload_jobs WHERE state = ?", (JobState.DONE.value,))
-        rejected = c.execute(
-            "SELECT COUNT(*) FROM upload_events WHERE state = ?", (EventState.REJECTED.value,)
-        )
-        return QueueStats(
-            pending=by_state.get(JobState.PENDING.value, 0),
-            active=by_state.get(JobState.ACTIVE.value, 0),
-            held=by_state.get(JobState.HELD.value, 0),
-            failed=by_state.get(JobState.REFUSED.value, 0) + by_state.get(JobState.MISSING.value, 0),
-            pending_bytes=pending_bytes,
-            oldest_pending_at=oldest,
-            last_success_at=last.fetchone()[0],
-            rejected_events=rejected.fetchone()[0],
-        )
-
-    def open_jobs(self) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT j.event_id, j.role, j.state, j.size, j.attempts, j.last_error, j.created_at, "
-            "(SELECT COUNT(*) FROM upload_parts p WHERE p.job_id = j.id) AS parts "
-            "FROM upload_jobs j WHERE j.state != ? ORDER BY j.id",
-            (JobState.DONE.value,),
-        ).fetchall()
-
-    def rejected_events(self) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT event_id, error, created_at FROM upload_events WHERE state = ?",
-            (EventState.REJECTED.value,),
-        ).fetchall()
 
 
 def upload_is_pending(conn: sqlite3.Connection) -> Callable[[str], bool]:

@@ -33,6 +33,7 @@ from agent.upload.intake import Intake, record_path, scan_outbox, watch_outbox
 from agent.upload.manifest import load_signing_key
 from agent.upload.notify import event_body, send_event
 from agent.upload.queue import EventState, Job, JobKind, JobState, Lane, UploadQueue, pending_event_ids
+from agent.upload.stats import queue_stats
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ class UploadService:
                 self._wake[Lane.BULK].set()
 
     def _report(self, q: UploadQueue, state: StateStore) -> None:
-        st = q.stats()
+        st = queue_stats(q.conn)
         now = self.clock.time()
         state.report(
             "upload",

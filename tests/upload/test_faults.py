@@ -13,6 +13,7 @@ from agent.db import connect, db_path
 from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.queue import UploadQueue
+from agent.upload.stats import queue_stats
 from agent.upload.worker import UploadService
 from tests.upload.conftest import FAST, make_config, objects, publish, wait_until
 from tests.upload.faultproxy import FaultProxy
@@ -81,7 +82,10 @@ def test_reset_in_the_middle_of_a_40mb_clip_resends_at_most_one_part(
     assert hashlib.sha256(body).hexdigest() == rec.file("clip").sha256 == obj["Metadata"]["sha256"]
     assert obj["ContentType"] == "video/mp4" and obj["Metadata"]["unit-id"] == "herts-mcu-001"
     q = UploadQueue(connect(db_path(data)))
-    assert q.stats().pending == 0 and q.conn.execute("SELECT COUNT(*) FROM upload_parts").fetchone()[0] == 0
+    assert (
+        queue_stats(q.conn).pending == 0
+        and q.conn.execute("SELECT COUNT(*) FROM upload_parts").fetchone()[0] == 0
+    )
 
 
 def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(

@@ -74,12 +74,19 @@ def test_without_a_control_room_url_no_notification_is_queued(
 ) -> None:
     from agent.db import connect, db_path
     from agent.upload.queue import UploadQueue
+    from agent.upload.stats import queue_stats
 
     data = tmp_path / "data"
     publish_events(1)
     service(make_config(data, moto_url, bucket))
     q = UploadQueue(connect(db_path(data)))
     wait_until(
-        lambda: q.stats().last_success_at and q.stats().pending == 0 and q.stats().active == 0, 15, "done"
+        lambda: (
+            queue_stats(q.conn).last_success_at
+            and queue_stats(q.conn).pending == 0
+            and queue_stats(q.conn).active == 0
+        ),
+        15,
+        "done",
     )
     assert q.conn.execute("SELECT COUNT(*) FROM upload_jobs WHERE kind = 'notify'").fetchone()[0] == 0

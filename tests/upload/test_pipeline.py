@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
+
+import av
+import cv2
+import pytest
 
 from agent.clock import SystemClock
 from agent.db import connect, db_path
@@ -14,7 +19,7 @@ from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_chain
 from agent.upload.queue import UploadQueue
 from agent.upload.worker import UploadService
-from tests.upload.conftest import FAST, make_config, objects, wait_until
+from tests.upload.conftest import FAST, SHARED_DATA, make_config, objects, publish, wait_until
 
 
 def run_service(cfg: Any) -> UploadService:
@@ -90,3 +95,29 @@ def test_snapshot_and_manifest_go_before_any_clip(
         done = {r[1]: r[2] for r in rows if r[0] == eid}
         assert done["snapshot"] <= done["clip"] and done["manifest"] <= done["clip"]
     assert json.loads(json.dumps([dict(r) for r in rows]))
+
+
+def test_real_footage_arrives_bit_for_bit(tmp_path: Path, moto_url: str, bucket: str, s3_admin: Any) -> None:
+    """A real H.264 MP4 (CDnet highway) and a JPEG of one of its frames, uploaded multipart and verified."""
+    clip_path = SHARED_DATA / "cdnet_highway" / "highway_input_h264.mp4"
+    if not clip_path.exists():
+        pytest.skip(f"real footage not found at {clip_path} (../shared/data)")
+    with av.open(str(clip_path)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    assert ok
+    data = tmp_path / "data"
+    cfg = make_config(data, moto_url, bucket, multipart_threshold_mb=5, part_size_mb=5)
+    clip = clip_path.read_bytes()
+    svc = run_service(cfg)
+    try:
+        rec = publish(data, time.time() - 120, clip, snapshot=jpeg.tobytes())
+        key = object_prefix(cfg, rec) + "clip.mp4"
+        wait_until(lambda: key in objects(s3_admin, bucket), 30, "the real clip")
+    finally:
+        svc.stop()
+        assert svc.join(10)
+    got = s3_admin.get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == clip and got["Metadata"]["sha256"] == hashlib.sha256(clip).hexdigest()
+    snap = s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, rec) + "snapshot.jpg")
+    assert snap["ContentType"] == "image/jpeg" and snap["Body"].read() == jpeg.tobytes()

@@ -23,6 +23,7 @@ from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_chain
 from agent.upload.queue import UploadQueue
+from agent.upload.stats import queue_stats
 from tests.upload.conftest import ADMIN, REGION, make_config, objects, publish, wait_until
 from tests.upload.faultproxy import FaultProxy
 
@@ -111,7 +112,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     conn = connect(db_path(data))
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     q = UploadQueue(conn)
-    assert q.stats().pending == 0 and q.stats().failed == 0
+    assert queue_stats(q.conn).pending == 0 and queue_stats(q.conn).failed == 0
     order = [r[0] for r in conn.execute("SELECT event_id FROM upload_events ORDER BY rowid")]
     assert sorted(order) == sorted(r.event_id for r in records)
     manifests = [
