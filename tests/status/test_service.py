@@ -249,3 +249,24 @@ def test_disabled_or_unconfigured_status_sends_nothing(
     clock.advance(600)
     time.sleep(0.3)
     assert control_room.requests == 0
+
+
+def test_acks_and_seq_survive_a_restart(tmp_path: Path, clock: ManualClock, control_room: ControlRoom,
+                                        run_service) -> None:
+    """Store and forward across a crash: an instruction carried out just before the control room went
+    away is acknowledged by the next agent process, and seq keeps counting."""
+    control_room.instructions.append([{"id": "p1", "type": "ping"}])
+    cfg = make_config(tmp_path, control_room.url)
+    first, unit = run_service(cfg)
+    assert control_room.wait_for(lambda: len(control_room.received) >= 1)
+    assert control_room.wait_for(lambda: unit.store.read("status").state.get("acked") == ["p1"])
+    control_room.stop()
+    first.stop()
+    assert first.join(10)
+    last_seq = control_room.received[-1]["seq"]
+
+    control_room.start()  # same port: the control room is back when the agent restarts
+    run_service(cfg)
+    assert control_room.wait_for(lambda: len(control_room.received) >= 2)
+    again = control_room.received[1]
+    assert again["reason"] == "startup" and again["acked"] == ["p1"] and again["seq"] > last_seq
