@@ -52,9 +52,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, migrate=not args.no_migrate)
     log.info("control room %s on http://%s:%d (%s)", __version__, args.host, args.port,
              app.extensions["cctv_db"]["engine"].dialect.name)
+    proxy: dict[str, object] = {}
+    if args.trusted_proxy:  # the TLS-terminating reverse proxy says who the client was and that it was https
+        proxy = {"trusted_proxy": args.trusted_proxy,
+                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="cctv-control-room",
-                   trusted_proxy=args.trusted_proxy, trusted_proxy_headers={"x-forwarded-for",
-                   "x-forwarded-proto"} if args.trusted_proxy else None, clear_untrusted_proxy_headers=True)
+                   clear_untrusted_proxy_headers=True, **proxy)
     return 0
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SOFT_COMMIT = "cctv_soft_commit"
 
 
 def normalise_url(url: str) -> str:
@@ -42,6 +43,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
+    soft = conn.get_execution_options().get(SOFT_COMMIT, False)
+    conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if soft else 'FULL'}")
     # Take the write lock at BEGIN so two writers wait on busy_timeout instead of failing to upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -76,6 +79,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def begin_soft_commit(session: Session) -> None:
+    """Start a transaction whose commit need not wait for the disk: for soft state only (heartbeats,
+    superseded a minute later). A process kill loses nothing; a machine crash may forget the last
+    moments of heartbeats (SQLite WAL synchronous=NORMAL; PostgreSQL synchronous_commit=off), never
+    corrupting anything. Everything else (events, people, audit) commits durably. Must come first.
+    """
+    if session.in_transaction():
+        return
+    conn = session.connection(execution_options={SOFT_COMMIT: True})
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def init_app(app: Flask, engine: Engine) -> None:

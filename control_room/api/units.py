@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from control_room import __version__, ingest, names
 from control_room.api.schemas import EventNote, Heartbeat, first_error
 from control_room.config import Settings
-from control_room.db import get_session
+from control_room.db import begin_soft_commit, get_session
 from control_room.models import Unit
 from control_room.provision import hash_token
 
@@ -86,6 +86,7 @@ def _check_unit_field(body_unit: str | None, unit_id: str) -> None:
 
 @bp.post("/units/<unit_id>/heartbeat")
 def heartbeat(unit_id: str) -> Response:
+    begin_soft_commit(get_session())
     unit = _authenticate(unit_id)
     try:
         hb = Heartbeat.model_validate(_json_body())

@@ -6,14 +6,7 @@ Shared by the API tests (cr-core) and the web/browser tests (cr-web).
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +17,11 @@ from flask import Flask
 from sqlalchemy import Engine, text
 
 from agent.clock import ManualClock
-from control_room import create_app, migrate, provision
+from control_room import create_app, provision
 from control_room.config import Settings
-from control_room.db import get_engine, make_engine, session_scope
+from control_room.db import get_engine, session_scope
 from control_room.models import User
+from tests.control_room.pg import PostgresServer, PostgresUnavailable, throwaway_postgres
 from tests.control_room.web_fixtures import clip_file, s3_endpoint, snapshot_file  # noqa: F401 (cr-web)
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -35,68 +29,14 @@ DATABASES = ["sqlite", "postgresql"]
 
 
 # ---------------------------------------------------------------- PostgreSQL, one server per session
-@dataclass
-class PostgresServer:
-    host: str
-    port: int
-    template: str | None = None
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
-
-    def create_database(self, migrated: bool = True) -> str:
-        """A new empty database; `migrated` copies a template already at the newest schema (fast)."""
-        if migrated and self.template is None:
-            self.template = self.create_database(migrated=False).rsplit("/", 1)[1]
-            engine = make_engine(self.url(self.template))
-            migrate.upgrade(engine)
-            engine.dispose()
-        name = "t_" + uuid.uuid4().hex[:12]
-        template = f' TEMPLATE "{self.template}"' if migrated else ""
-        engine = make_engine(self.url())
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-        engine.dispose()
-        return self.url(name)
-
-
-def postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL (initdb + pg_ctl, fsync off) in a private temp folder."""
-    bindir = postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql (make system-deps as root)")
-    as_postgres: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="cr-pg-"))
-    if os.geteuid() == 0:  # initdb refuses root: run it as the postgres user in a folder it owns
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
-        shutil.chown(folder, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 60}
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "--no-sync"], **run)
-    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
-                    "-o", opts, "start"], **run)
+    """A throwaway PostgreSQL for the session; each test gets its own database from it."""
     try:
-        yield PostgresServer("127.0.0.1", port)
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+        with throwaway_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 # ---------------------------------------------------------------- the app on either database
