@@ -213,6 +213,7 @@ def _summary(out: list[tuple[float, int]], elapsed: float, cpu: float) -> dict:
         "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies, default=float("nan")), 2),
         "server_cpu_percent": round(100 * cpu / elapsed, 1),
+        "machine_load_1m": round(os.getloadavg()[0], 2),  # other work on the shared machine
     }
 
 

@@ -35,6 +35,7 @@ class Settings(BaseModel):
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint for playback; None = AWS")
     s3_region: str = "eu-west-2"
     s3_bucket: str = Field("cctv-footage", description="footage bucket")
+    s3_prefix: str = Field("units", description="units write under <prefix>/<unit-id>/ (agent upload.prefix)")
     s3_access_key_id: SecretStr | None = Field(None, description="read-only playback credentials")
     s3_secret_access_key: SecretStr | None = None
     presign_ttl_s: int = Field(300, ge=10, le=3600, description="lifetime of playback URLs")

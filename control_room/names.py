@@ -45,6 +45,12 @@ def describe(pattern: re.Pattern[str]) -> str:
     }.get(pattern.pattern, f"must match {pattern.pattern}")
 
 
-def is_safe_key(key: str, unit_id: str) -> bool:
-    """An object key a unit may report: its own prefix, safe characters, no '..' segments."""
-    return bool(S3_KEY.fullmatch(key)) and key.startswith(f"units/{unit_id}/") and ".." not in key.split("/")
+def unit_key_prefix(prefix: str, unit_id: str) -> str:
+    """`<prefix>/<unit-id>/`: where a unit writes (provisioning/iam.py, the agent's upload.prefix)."""
+    return "/".join(p for p in (prefix.strip("/"), unit_id) if p) + "/"
+
+
+def is_safe_key(key: str, unit_id: str, prefix: str = "units") -> bool:
+    """An object key a unit may report: under its own prefix, safe characters, no '..' segments."""
+    return (bool(S3_KEY.fullmatch(key)) and key.startswith(unit_key_prefix(prefix, unit_id))
+            and ".." not in key.split("/"))

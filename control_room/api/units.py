@@ -113,9 +113,11 @@ def event(unit_id: str) -> Response:
             names.check_display_name(note.site, "site")
         except names.BadName as exc:
             _refuse(400, str(exc))
+    prefix = _settings().s3_prefix
     for kind, obj in note.objects:
-        if obj is not None and not names.is_safe_key(obj.key, unit_id):
-            _refuse(400, f"objects.{kind}.key must be a safe key under units/{unit_id}/")
+        if obj is not None and not names.is_safe_key(obj.key, unit_id, prefix):
+            where = names.unit_key_prefix(prefix, unit_id)
+            _refuse(400, f"objects.{kind}.key must be a safe key under {where}")
     if note.state == "clip_uploaded" and note.objects.clip is None:
         _refuse(400, "objects.clip is required when state is clip_uploaded")
     session = get_session()
