@@ -22,7 +22,7 @@ import tenacity
 from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
-from agent.errors import AgentError, InputError, PermanentError, TransientError
+from agent.errors import AgentError, ConfigError, InputError, PermanentError, TransientError
 from agent.fsutil import atomic_write_bytes, sha256_file
 from agent.outbox import OUTBOX_DIR, read_event
 from agent.retention import uploaded_marker
@@ -63,6 +63,8 @@ class UploadService:
     """start() -> threads run; stop() asks them to finish; join(timeout) -> True when all ended."""
 
     def __init__(self, cfg: Config, clock: Clock, policy: RetryPolicy | None = None) -> None:
+        if not cfg.upload.bucket:
+            raise ConfigError("upload.bucket: not set (set it, or upload.enabled = false)")
         self.cfg = cfg
         self.clock = clock
         self.policy = policy or RetryPolicy()

@@ -164,3 +164,12 @@ def test_uploads_command_lists_the_queue_and_fails_cleanly_without_a_database(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no agent database" in err[0]
     shutil.rmtree(tmp_path / "nothing", ignore_errors=True)
+
+
+def test_an_unset_bucket_is_a_clear_config_error(tmp_path: Path) -> None:
+    from agent.clock import SystemClock
+    from agent.errors import ConfigError
+    from agent.upload.worker import UploadService
+
+    with pytest.raises(ConfigError, match="upload.bucket"):
+        UploadService(make_config(tmp_path / "data", "http://127.0.0.1:1", ""), SystemClock())
