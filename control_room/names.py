@@ -13,7 +13,7 @@ COUNCIL_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 INSTRUCTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-DISPLAY_NAME = re.compile(r"^[\w][\w .,'&()/#+-]{0,199}$")
+DISPLAY_NAME = re.compile(r"^[\w][\w .,'\u2019&()/#+:!?@\u2013\u2014-]{0,199}$")
 S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 S3_KEY = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
 
@@ -39,7 +39,8 @@ def describe(pattern: re.Pattern[str]) -> str:
         USERNAME.pattern: "letters, digits and . _ @ -, 2-64 characters",
         EVENT_ID.pattern: "letters, digits and . _ : -, up to 128 characters",
         INSTRUCTION_ID.pattern: "letters, digits and . _ : -, up to 64 characters",
-        DISPLAY_NAME.pattern: "letters, digits, spaces and . , ' & ( ) / # + -, up to 200 characters",
+        DISPLAY_NAME.pattern: "letters, digits, spaces and . , ' & ( ) / # + : ! ? @ and dashes, "
+                              "up to 200 characters",
         S3_BUCKET.pattern: "an S3 bucket name",
         S3_KEY.pattern: "an S3 key of safe characters",
     }.get(pattern.pattern, f"must match {pattern.pattern}")

@@ -201,3 +201,11 @@ def test_same_event_from_two_connections_at_once_is_stored_once(live_server, fac
 def test_health_for_the_load_balancer(live_server):
     r = requests.get(f"{live_server.url}/api/v1/health", timeout=5)
     assert r.status_code == 200 and r.json()["ok"] is True
+
+
+def test_ordinary_punctuation_in_a_site_label_is_accepted(live_server, factory, engine):
+    unit = factory.unit()
+    label = "King’s Lynn: High St (north) – by Tesco"
+    assert post(live_server, unit, "events", bodies.event(site=label)).status_code == 200
+    with session_scope(engine) as s:
+        assert s.scalar(select(Event.site)) == label
