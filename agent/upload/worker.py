@@ -234,6 +234,9 @@ class UploadService:
         except PermanentError as err:
             log.error("UPLOAD REFUSED %s/%s (retrying slowly, file kept): %s", job.event_id, job.role, err)
             self._fail(q, job, JobState.REFUSED, str(err))
+        except Exception as err:  # a bug or a surprise must not leave the job ACTIVE until a restart
+            log.exception("UPLOAD ERROR %s/%s (retrying slowly, file kept)", job.event_id, job.role)
+            self._fail(q, job, JobState.REFUSED, f"unexpected error: {err!r}")
         else:
             q.set_state(job.id, JobState.DONE, now=self.clock.time())
             self._last_error = None
@@ -288,6 +291,10 @@ class UploadService:
 
     def _fail(self, q: UploadQueue, job: Job, state: JobState, error: str) -> None:
         self._last_error = f"{job.event_id}/{job.role}: {error}"
+        current = q.get(job.id)
+        if state is JobState.MISSING and current.upload_id:  # its parts can never be completed now
+            q.add_stale(current.upload_id, current.key or "")
+            q.set_upload_id(job.id, None)
         q.set_state(
             job.id, state, error, retry_at=self.clock.time() + self.policy.refused_wait(job.attempts + 1)
         )

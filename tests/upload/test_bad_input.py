@@ -103,6 +103,7 @@ def test_vanished_and_unreadable_clips_are_reported_and_other_events_still_go(
     service: Any,
     publish_events: Any,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = tmp_path / "data"
     gone, unreadable, good = publish_events(3)
@@ -122,6 +123,15 @@ def test_vanished_and_unreadable_clips_are_reported_and_other_events_still_go(
         assert state == JobState.MISSING.value and str(data / rec.file("clip").path) in (error or "")
     problems = [r.getMessage() for r in caplog.records if "UPLOAD FILE PROBLEM" in r.getMessage()]
     assert any(gone.event_id in m for m in problems) and any(unreadable.event_id in m for m in problems)
+    cfg_file = tmp_path / "agent.toml"
+    cfg_file.write_text(UNIT_TOML.replace("{data}", str(data)))
+    capsys.readouterr()
+    assert cli_main(["uploads", "--config", str(cfg_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pending 0  in progress 0  held by budget 0  failed 2")
+    assert any(
+        line.split()[:3] == ["missing", gone.event_id, "clip"] and "No such file" in line for line in lines
+    )
 
 
 def test_corrupt_outbox_record_is_rejected_visibly_and_others_upload(
@@ -163,6 +173,11 @@ def test_uploads_command_lists_the_queue_and_fails_cleanly_without_a_database(
     assert cli_main(["uploads", "--config", str(cfg_file)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no agent database" in err[0]
+    publish_events(1)
+    cfg_file.write_text(UNIT_TOML.replace("{data}", str(tmp_path / "data")))
+    UploadQueue(connect(db_path(tmp_path / "data")))
+    assert cli_main(["uploads", "--config", str(cfg_file), "--request", "no-such-event"]) == 2
+    assert "no queued event 'no-such-event'" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "nothing", ignore_errors=True)
 
 
