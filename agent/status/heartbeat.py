@@ -221,7 +221,8 @@ class HeartbeatClient:
             resp = self._session.post(
                 self.url,
                 data=body,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                         "Accept": "application/json", "User-Agent": f"cctv-agent/{__version__}"},
                 timeout=self._cfg.timeout_s,
                 verify=str(self._cfg.ca_bundle) if self._cfg.ca_bundle else True,
                 allow_redirects=False,

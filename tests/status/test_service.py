@@ -64,6 +64,7 @@ def test_heartbeats_arrive_with_the_documented_schema(
     assert schema_problems(first) == []
     assert control_room.headers[0]["Authorization"] == f"Bearer {TOKEN}"
     assert control_room.headers[0]["Content-Type"] == "application/json"
+    assert control_room.headers[0]["User-Agent"].startswith("cctv-agent/")
 
     clock.advance(cfg.status.interval_s)  # the next one is due on the unit's clock
     assert control_room.wait_for(lambda: len(control_room.received) >= 2)
