@@ -17,6 +17,7 @@ from typing import Any
 from agent.clock import SystemClock
 from agent.config import Config, load_config
 from agent.db import db_path
+from agent.errors import InputError
 from agent.state import ComponentState, StateStore
 from agent.status.heartbeat import build_payload
 from agent.status.probes import Probes
@@ -40,12 +41,15 @@ def read_state(db_file: Path) -> tuple[dict[str, ComponentState], dict[str, int]
     """Component states and counters from agent.db, opened read-only; empty if there is none yet."""
     if not db_file.exists():
         return {}, {}
-    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5.0)
+    try:
+        conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as err:
+        raise InputError(f"{db_file}: cannot open the agent database: {err}") from None
     try:
         store = StateStore(conn, SystemClock())
         return store.read_all(), store.counters()
-    except sqlite3.Error:
-        return {}, {}
+    except sqlite3.Error as err:
+        raise InputError(f"{db_file}: cannot read the agent database: {err}") from None
     finally:
         conn.close()
         _keep_owner(db_file)

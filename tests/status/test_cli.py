@@ -86,3 +86,11 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
     assert "status.url" in done.stderr and "https" in done.stderr
+
+
+def test_unreadable_database_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "agent.db").write_bytes(b"this is not a database" * 100)
+    assert main(["status", "--config", str(write_config(tmp_path))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "agent.db" in err and "not a database" in err
