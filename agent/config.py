@@ -111,6 +111,16 @@ class RetentionConfig(Section):
     min_free_percent: float = Field(10.0, ge=1, le=90)
 
 
+def https_only(v: str) -> str:
+    """TLS is never optional on the wire: plain http only to this machine (tests, a local proxy)."""
+    loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+    if v and not v.startswith("https://") and not any(
+        v == p or v.startswith((p + ":", p + "/")) for p in loopback
+    ):
+        raise ValueError("must be an https:// URL (plain http only to 127.0.0.1/localhost)")
+    return v
+
+
 class UploadConfig(Section):
     enabled: bool = True
     endpoint_url: str | None = Field(None, description="None = AWS; else https://minio.example:9000")
@@ -128,6 +138,11 @@ class UploadConfig(Section):
     signing_key: Path | None = Field(None, description="Ed25519 private key (PEM) for manifests")
     timeout_s: float = Field(30.0, gt=0, le=600, description="connect and per-read/write timeout of S3 calls")
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_https(cls, v: str | None) -> str | None:
+        return https_only(v) if v else v
+
 
 class StatusConfig(Section):
     enabled: bool = True
@@ -143,13 +158,7 @@ class StatusConfig(Section):
     @field_validator("url")
     @classmethod
     def _https_only(cls, v: str) -> str:
-        """TLS is never optional on the wire: plain http only to this machine (tests, a local proxy)."""
-        loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-        if v and not v.startswith("https://") and not any(
-            v == p or v.startswith((p + ":", p + "/")) for p in loopback
-        ):
-            raise ValueError("must be an https:// URL (plain http only to 127.0.0.1/localhost)")
-        return v
+        return https_only(v)
 
 
 class Config(Section):

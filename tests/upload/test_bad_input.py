@@ -188,3 +188,24 @@ def test_an_unset_bucket_is_a_clear_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="upload.bucket"):
         UploadService(make_config(tmp_path / "data", "http://127.0.0.1:1", ""), SystemClock())
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [
+        ("http://s3.example.org:9000", False),
+        ("ftp://s3.example.org", False),
+        ("https://s3.example.org:9000", True),
+        ("http://127.0.0.1:9000", True),
+    ],
+)
+def test_s3_endpoint_must_use_tls_except_on_this_machine(endpoint: str, ok: bool) -> None:
+    from agent.config import parse_config
+    from agent.errors import ConfigError
+
+    raw = {"unit": {"id": "herts-mcu-001"}, "upload": {"endpoint_url": endpoint}}
+    if ok:
+        assert parse_config(raw, env={}).upload.endpoint_url == endpoint
+    else:
+        with pytest.raises(ConfigError, match="upload.endpoint_url: .*https://"):
+            parse_config(raw, env={})

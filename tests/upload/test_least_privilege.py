@@ -73,4 +73,8 @@ def test_unit_user_uploads_and_resumes_within_its_prefix_and_can_do_nothing_else
     assert denied(unit.put_object, Bucket=BUCKET, Key="units/herts-mcu-002/2026/11/28/x/clip.mp4", Body=b"x")
     assert denied(unit.put_object, Bucket=BUCKET, Key="elsewhere.txt", Body=b"x")
     assert not denied(unit.put_object, Bucket=BUCKET, Key=f"units/{UNIT}/probe.txt", Body=b"x")  # the control
+    probe = f"units/{UNIT}/probe.bin"
+    upload_id = unit.create_multipart_upload(Bucket=BUCKET, Key=probe)["UploadId"]
+    assert not denied(unit.abort_multipart_upload, Bucket=BUCKET, Key=probe, UploadId=upload_id)  # stale ones
+    assert denied(unit.list_multipart_uploads, Bucket=BUCKET)
     assert auditor.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == rec.file("clip").size
