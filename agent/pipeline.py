@@ -134,6 +134,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._made: queue.Queue[FrameSource] = queue.Queue(1)  # capture -> record: the unopened source
         self._attached = threading.Event()  # record -> capture: the recorder is ready
+        self.opened = threading.Event()  # the camera source is open (see wait_opened)
         self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self.analyser = Analyser(cfg, cfg.unit.id)
@@ -153,6 +154,17 @@ class Pipeline:
         self._writer.start()
         for t in self._threads:
             t.start()
+
+    def wait_opened(self, timeout: float = 60.0) -> None:
+        """Wait until the source is open; raise its error (a missing device: InputError) if the
+        pipeline stopped first, so nothing else is started for a unit that cannot record."""
+        deadline = self._clock.monotonic() + timeout
+        while not self.opened.wait(0.1):
+            if not self.is_alive() or self.error is not None or self._clock.monotonic() > deadline:
+                break
+        if self.error is not None and not self.opened.is_set():
+            self.join(10.0)
+            raise self.error if isinstance(self.error, AgentError) else AgentError(str(self.error))
 
     def apply_config(self, cfg: Config) -> None:
         """A reloaded, valid config (called from the reloader's thread; only hands it over). Privacy
@@ -185,7 +197,10 @@ class Pipeline:
             try:
                 target()
             except BaseException as err:  # recorded for the runner, which exits non-zero
-                log.exception("%s thread failed", threading.current_thread().name)
+                if isinstance(err, AgentError):  # the runner reports it in one line
+                    log.debug("%s thread stopped: %s", threading.current_thread().name, err)
+                else:
+                    log.exception("%s thread failed", threading.current_thread().name)
                 self.error = self.error or err
                 self._stop.set()
         return run
@@ -203,6 +218,7 @@ class Pipeline:
                     return
             source = made
             source.open()
+            self.opened.set()
             while not self._stop.is_set():
                 try:
                     frame = source.read(timeout=1.0)

@@ -100,6 +100,7 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
     housekeeping = threading.Event()
     try:
         pipeline.start()
+        pipeline.wait_opened()
         if on_pipeline is not None:
             on_pipeline(pipeline)
         retention = threading.Thread(target=retention_loop, args=(cfg, clock, housekeeping),
@@ -134,10 +135,12 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
 
 
 def check_source(cfg: Config) -> None:
-    """Fail fast (exit 2) on a file source that is missing, before anything starts."""
+    """Fail fast (exit 2) on a missing video file or camera device node, before anything is created."""
     cam = cfg.camera
     if cam.source == "file" and not Path(cam.device).is_file():
         raise InputError(f"camera.device: video file not found: {cam.device}")
+    if cam.source == "opencv" and cam.device.startswith("/dev/") and not Path(cam.device).exists():
+        raise InputError(f"camera.device: camera device {cam.device} does not exist")
 
 
 def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSource]:

@@ -19,6 +19,7 @@ from agent.clock import ManualClock
 from agent.config import parse_config
 from agent.db import connect, db_path
 from agent.detect import detect_file
+from agent.errors import InputError
 from agent.fsutil import sha256_file
 from agent.outbox import read_event
 from agent.runner import run
@@ -222,3 +223,27 @@ def test_stale_clock_after_reboot_events_follow_the_recording_timeline(tmp_path)
         assert epoch(b.start) - new[0].start == pytest.approx(epoch(a.start) - T0 - 1000, abs=0.002)
         assert epoch(b.clip_start) >= new[0].start - 1e-3
         assert b.file("clip").size > 0
+
+
+def test_run_missing_camera_device_is_one_line_exit_2(tmp_path) -> None:
+    cfg = tmp_path / "unit.toml"
+    cfg.write_text(f'[unit]\nid = "u1"\ndata_dir = "{tmp_path / "unit"}"\n'
+                   '[camera]\nsource = "opencv"\ndevice = "/dev/video99"\n')
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "cctv-agent run: error: camera.device: camera device /dev/video99 does not exist"]
+    assert not (tmp_path / "unit").exists()
+
+
+def test_run_without_a_pi_camera_starts_no_services(tmp_path, fake_picamera2, monkeypatch) -> None:
+    monkeypatch.setattr(fake_picamera2.Picamera2, "cameras", [])
+    started = []
+    monkeypatch.setattr("agent.runner.start_services", lambda cfg, clock: started.append(1) or [])
+    cfg = parse_config({"unit": {"id": "pi-unit", "data_dir": str(tmp_path)},
+                        "camera": {"source": "picamera2"}}, env={})
+    with pytest.raises(InputError, match="camera"):
+        run(cfg, ManualClock())
+    assert started == [] and not list(tmp_path.glob("outbox/*"))
+    assert not [t for t in threading.enumerate() if t.name in ("capture", "record", "analyse")]
