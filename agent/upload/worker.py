@@ -82,6 +82,14 @@ class UploadService:
 
     # --- public -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Open the database once (tables, WAL, crash recovery) before any thread races to it."""
+        conn = connect(self._db)
+        try:
+            recovered = UploadQueue(conn).recover()
+        finally:
+            conn.close()
+        if recovered:
+            log.info("%d interrupted upload(s) will resume", recovered)
         self._threads = [
             threading.Thread(target=self._guard, args=(self._intake_loop,), name="upload-intake")
         ]
@@ -139,10 +147,6 @@ class UploadService:
         conn = connect(self._db)
         queue = UploadQueue(conn)
         state = StateStore(conn, self.clock)
-        if not self._ready.is_set():
-            recovered = queue.recover()
-            if recovered:
-                log.info("%d interrupted upload(s) will resume", recovered)
         intake = Intake(
             self.cfg, self.clock, queue, load_signing_key(self.cfg.upload.signing_key, self.cfg.unit.data_dir)
         )
