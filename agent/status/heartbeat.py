@@ -29,6 +29,7 @@ MAX_PAYLOAD_BYTES = 2048
 MAX_ACKS = 4  # ids acknowledged per heartbeat (at most 64 characters each); the rest wait for the next
 MAX_ERROR = 120
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_SECONDS = 10**10
 
 
 class Unauthorized(PermanentError):
@@ -62,16 +63,17 @@ def payload_time(value: Any) -> str | None:
     return None
 
 
-def _num(value: Any) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _bounded(value: Any, low: float, high: float) -> int | float | None:
+    """A number inside [low, high] (the control room's accepted range), else None; floats to 6 places."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         return None
-    return round(value, 3) if isinstance(value, float) else value
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def _count(value: Any) -> int | None:
     """A non-negative whole number (the control room's schema is strict: 31.0 is not 31)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
-        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2**62:
+        return None  # also NaN and infinity
     return int(round(value))
 
 
@@ -92,7 +94,7 @@ def camera_block(row: ComponentState | None, now_mono: float, stall_s: float) ->
         state = "stalled"  # the camera thread stopped reporting: it is hung, whatever it last said
     return {
         "state": state,
-        "fps": _num(s.get("fps")),
+        "fps": _bounded(s.get("fps"), 0, 1000),
         "last_frame_at": payload_time(s.get("last_frame_at")),
         "restarts": _count(s.get("restarts")),
         "error": _text(s.get("error"), MAX_ERROR),
@@ -110,13 +112,11 @@ def build_payload(
     reason: str,
     acked: list[str],
 ) -> dict[str, Any]:
-    """The heartbeat body (docs/protocol.md, schema 1); blocks with no source at all are null."""
-    rec, ret, mot, upl = (states.get(k) for k in ("recording", "retention", "motion", "upload"))
-    disk = probes.disk(cfg.unit.data_dir) or {}
-    up = _fields(upl)
-    budget = up.get("budget_bytes")
-    if budget is None and cfg.upload.monthly_budget_mb:
-        budget = int(cfg.upload.monthly_budget_mb * 1_000_000)
+    """The heartbeat body (docs/protocol.md, schema 1); blocks with no source at all are null.
+
+    Values outside the ranges the control room accepts become null, so one odd reading never gets
+    the whole heartbeat refused."""
+    up = _fields(states.get("upload"))
     return {
         "schema": SCHEMA,
         "unit_id": cfg.unit.id,
@@ -125,52 +125,91 @@ def build_payload(
         "reason": reason,
         "software_version": __version__,
         "boot_id": probes.boot_id(),
-        "uptime_s": probes.uptime_s(),
+        "uptime_s": _bounded(probes.uptime_s(), 0, MAX_SECONDS),
         "clock": clock_block(probes, states.get("clock")),
         "camera": camera_block(states.get("camera"), clock.monotonic(), cfg.camera.stall_timeout_s),
-        "recording": None if rec is None else {
-            "state": _text(rec.state.get("state"), 16),
-            "segment_seconds": _num(rec.state.get("segment_seconds", cfg.recording.segment_seconds)),
-            "last_segment_at": payload_time(rec.state.get("last_segment_at")),
-        },
-        "motion": None if mot is None else {
-            "last_event_at": payload_time(mot.state.get("last_event_at")),
-            "events_today": _count(mot.state.get("events_today")),
-        },
-        "disk": {
-            "total_bytes": _count(disk.get("total_bytes", _fields(ret).get("total_bytes"))),
-            "free_bytes": _count(disk.get("free_bytes", _fields(ret).get("free_bytes"))),
-            "oldest_footage_at": payload_time(
-                _fields(ret).get("oldest_footage_at") or _fields(rec).get("oldest_footage_at")
-            ),
-            "retention_days": _count(cfg.retention.max_age_days),
-            "events_lost": _count(counters.get("events_lost", 0)),
-        },
-        "uploads": None if upl is None else {
-            "pending": _count(up.get("pending")),
-            "pending_bytes": _count(up.get("pending_bytes")),
-            "oldest_pending_age_s": _num(up.get("oldest_pending_age_s")),
-            "failed": _count(up.get("failed")),
-            "last_success_at": payload_time(up.get("last_success_at")),
-            "held_by_budget": _count(up.get("held_by_budget")),
-        },
-        "data": {
-            "period_start": payload_time(up.get("period_start")),
-            "used_bytes": _count(up.get("used_bytes")),
-            "budget_bytes": _count(budget),
-        },
-        "system": probes.system(),
-        "modem": probes.modem(),
+        "recording": recording_block(states.get("recording"), cfg),
+        "motion": motion_block(states.get("motion")),
+        "disk": disk_block(cfg, probes, states, counters),
+        "uploads": None if "upload" not in states else uploads_block(up),
+        "data": data_block(cfg, up),
+        "system": system_block(probes),
+        "modem": modem_block(probes),
         "gps": gps_block(probes),
         "config_version": cfg.status.config_version or None,
         "acked": acked[:MAX_ACKS],
     }
 
 
+def recording_block(row: ComponentState | None, cfg: Config) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    s = row.state
+    return {
+        "state": _text(s.get("state"), 16),
+        "segment_seconds": _bounded(s.get("segment_seconds", cfg.recording.segment_seconds), 0, MAX_SECONDS),
+        "last_segment_at": payload_time(s.get("last_segment_at")),
+    }
+
+
+def motion_block(row: ComponentState | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"last_event_at": payload_time(row.state.get("last_event_at")),
+            "events_today": _count(row.state.get("events_today"))}
+
+
+def disk_block(cfg: Config, probes: Probes, states: dict[str, ComponentState],
+               counters: dict[str, int]) -> dict[str, Any]:
+    disk = probes.disk(cfg.unit.data_dir) or {}
+    ret, rec = _fields(states.get("retention")), _fields(states.get("recording"))
+    return {
+        "total_bytes": _count(disk.get("total_bytes", ret.get("total_bytes"))),
+        "free_bytes": _count(disk.get("free_bytes", ret.get("free_bytes"))),
+        "oldest_footage_at": payload_time(ret.get("oldest_footage_at") or rec.get("oldest_footage_at")),
+        "retention_days": _count(cfg.retention.max_age_days),
+        "events_lost": _count(counters.get("events_lost", 0)),
+    }
+
+
+def uploads_block(up: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pending": _count(up.get("pending")),
+        "pending_bytes": _count(up.get("pending_bytes")),
+        "oldest_pending_age_s": _bounded(up.get("oldest_pending_age_s"), 0, MAX_SECONDS),
+        "failed": _count(up.get("failed")),
+        "last_success_at": payload_time(up.get("last_success_at")),
+        "held_by_budget": _count(up.get("held_by_budget")),
+    }
+
+
+def data_block(cfg: Config, up: dict[str, Any]) -> dict[str, Any]:
+    budget = up.get("budget_bytes")
+    if budget is None and cfg.upload.monthly_budget_mb:
+        budget = int(cfg.upload.monthly_budget_mb * 1_000_000)
+    return {"period_start": payload_time(up.get("period_start")), "used_bytes": _count(up.get("used_bytes")),
+            "budget_bytes": _count(budget)}
+
+
+def system_block(probes: Probes) -> dict[str, Any]:
+    s = probes.system()
+    return s | {"cpu_temp_c": _bounded(s["cpu_temp_c"], -60, 200), "load1": _bounded(s["load1"], 0, 10**4),
+                "mem_total_bytes": _count(s["mem_total_bytes"]),
+                "mem_available_bytes": _count(s["mem_available_bytes"])}
+
+
+def modem_block(probes: Probes) -> dict[str, Any] | None:
+    modem = probes.modem()
+    if modem is not None:
+        modem = modem | {"signal_percent": _bounded(modem.get("signal_percent"), 0, 100)}
+    return modem
+
+
 def gps_block(probes: Probes) -> dict[str, Any] | None:
     gps = probes.gps()
     if gps is not None:
-        gps = gps | {"time": payload_time(gps.get("time"))}  # gpsd's text, normalised for the schema
+        gps = gps | {"time": payload_time(gps.get("time")),  # gpsd's text, normalised for the schema
+                     "lat": _bounded(gps.get("lat"), -90, 90), "lon": _bounded(gps.get("lon"), -180, 180)}
     return gps
 
 
@@ -178,14 +217,14 @@ def clock_block(probes: Probes, row: ComponentState | None) -> dict[str, Any] | 
     """Clock sync from chrony/timedatectl, else what the agent's clock component reported."""
     probed = probes.clock()
     if probed is not None:
-        return probed
+        return probed | {"offset_s": _bounded(probed.get("offset_s"), -1e9, 1e9)}
     if row is None:
         return None
     s = row.state
     synced = s.get("synced")
     return {
         "synced": synced if isinstance(synced, bool) else None,
-        "offset_s": _num(s.get("offset_s")),
+        "offset_s": _bounded(s.get("offset_s"), -1e9, 1e9),
         "source": _text(s.get("source"), 16),
     }
 

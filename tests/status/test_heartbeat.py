@@ -104,3 +104,35 @@ def test_malformed_instruction_lists_are_ignored(caplog) -> None:
     for body in (None, [], "text", {"instructions": "ping"}, {"instructions": {"id": "p"}}):
         assert parse_instructions(body) == []
     assert parse_instructions({"ok": True}) == []
+
+
+def test_odd_readings_become_null_not_a_refused_heartbeat(tmp_path: Path) -> None:
+    """A clock step can make an age negative, a broken sensor can read NaN: those fields go out as
+    null so the control room's strict schema still takes the rest."""
+    clock = ManualClock()
+    cfg = make_config(tmp_path)
+    store = store_with(clock, {
+        "camera": {"state": "ok", "fps": float("nan"), "restarts": -1},
+        "upload": {"alive_at": 1, "pending": 2.0, "oldest_pending_age_s": -3600.0,
+                   "used_bytes": float("inf")},
+        "clock": {"synced": "yes", "offset_s": 1e12, "source": "agent"},
+    })
+
+    class OddProbes(Probes):
+        def system(self) -> dict:
+            return {"cpu_temp_c": -273.0, "undervoltage": None, "throttled": None, "throttled_flags": None,
+                    "load1": 1e6, "mem_total_bytes": -5, "mem_available_bytes": 1.5}
+
+        def gps(self) -> dict:
+            return {"fix": "3d", "lat": 200.0, "lon": -0.1, "time": "28/11/2026 13:04"}
+
+    probes = OddProbes(root=tmp_path, run=RecordedRunner({}), gpsd=None)
+    payload = build_payload(cfg, store.read_all(), {}, probes, clock, seq=0, reason="interval", acked=[])
+    assert payload["camera"]["fps"] is None and payload["camera"]["restarts"] is None
+    assert payload["uploads"]["pending"] == 2 and payload["uploads"]["oldest_pending_age_s"] is None
+    assert payload["data"]["used_bytes"] is None
+    assert payload["clock"] == {"synced": None, "offset_s": None, "source": "agent"}
+    assert payload["system"]["cpu_temp_c"] is None and payload["system"]["load1"] is None
+    assert payload["system"]["mem_total_bytes"] is None and payload["system"]["mem_available_bytes"] == 2
+    assert payload["gps"] == {"fix": "3d", "lat": None, "lon": -0.1, "time": None}
+    assert "NaN" not in encode(payload).decode() and "Infinity" not in encode(payload).decode()
