@@ -83,7 +83,7 @@ def collect(cfg: Config, probes: Probes) -> dict[str, Any]:
     report["heartbeat"] = None if agent is None else {
         k: agent.state.get(k) for k in ("last_sent_at", "last_attempt_at", "failures", "last_error",
                                         "revoked", "config_version_expected", "server_offset_s")
-    }
+    } | {"mine": cfg.status.config_version or None}
     return report
 
 
@@ -142,8 +142,10 @@ def _system(s: dict) -> str:
 
 def _heartbeat(h: dict) -> str:
     revoked = "REVOKED by the control room; " if h["revoked"] else ""
+    expected = h.get("config_version_expected")
+    mismatch = f"; control room expects config {expected}" if expected and expected != h.get("mine") else ""
     return (f"{revoked}last sent {_v(h['last_sent_at'])}, failures {_v(h['failures'], '0')}, "
-            f"last error {_v(h['last_error'])}")
+            f"last error {_v(h['last_error'])}{mismatch}")
 
 
 # table line -> (report key, formatter, text when the block is null)

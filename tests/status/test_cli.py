@@ -42,7 +42,7 @@ def report_states(tmp_path: Path) -> None:
                  failed=0, last_success_at=now - 60, held_by_budget=1, used_bytes=123_456_789,
                  budget_bytes=8_000_000_000, period_start="2026-11-01T00:00:00Z")
     store.report("status", seq=41, last_sent_at="2026-11-28T13:04:26.123Z", failures=0, last_error=None,
-                 revoked=True, acked=[])
+                 revoked=True, acked=[], config_version_expected="2026-12-01.1")
     store.increment("events_lost", 3)
     conn.close()
 
@@ -66,7 +66,7 @@ def test_table_output(tmp_path: Path, capsys) -> None:
     table = {line.split()[0]: line for line in lines}
     assert "stalled" in table["camera"] and "stalled: no frame for 20 s" in table["camera"]
     assert "3 pending (5.2 MB)" in table["uploads"]
-    assert "REVOKED" in table["heartbeat"]
+    assert "REVOKED" in table["heartbeat"] and "expects config 2026-12-01.1" in table["heartbeat"]
     assert "123.5 MB used of 8.0 GB" in table["data"]
     assert "STALE" not in table
 
