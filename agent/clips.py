@@ -152,6 +152,17 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
     return ClipInfo(start=cut.first_wall, end=cut.last_wall, packets=cut.written)
 
 
+def frame_at(path: Path, offset_s: float) -> np.ndarray | None:
+    """The BGR frame of a clip at `offset_s` seconds from its start (the last one if shorter)."""
+    best = None
+    with av.open(str(path)) as c:
+        for vf in c.decode(video=0):
+            best = vf
+            if vf.time is not None and vf.time >= offset_s - 1e-3:
+                break
+        return best.to_ndarray(format="bgr24") if best is not None else None
+
+
 def encode_jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:

@@ -43,6 +43,7 @@ class CloseReason(enum.Enum):
     SPLIT = "split"  # max_clip_s reached while motion went on; a linked event follows
     CAPPED = "capped"  # max_clip_s reached during the post-roll
     FINISHED = "finished"  # the stream ended or the agent is shutting down
+    INTERRUPTED = "interrupted"  # the agent died (kill -9, power cut) while it was open; see eventlog
 
 
 def event_id(unit_id: str, wall: float) -> str:

@@ -10,6 +10,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from agent import __version__
-from agent.clips import ClipInfo, SegmentLike, cut_clip, write_snapshots
+from agent.clips import ClipInfo, SegmentLike, cut_clip, frame_at, write_snapshots
 from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import AgentError
+from agent.eventlog import forget, left_behind, note, open_journal, recovered
 from agent.events import Event, on_timeline
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
@@ -66,7 +68,8 @@ class EventWriter:
         self._clock = clock
         self._recording_done = recording_done
         self._covering = covering
-        self._queue: queue.Queue[ClosedEvent | None] = queue.Queue(maxsize)
+        self._queue: queue.Queue[ClosedEvent | Event | None] = queue.Queue(maxsize)
+        self._run_id = uuid.uuid4().hex  # journal entries of this run
         self._masker = masker or PrivacyMasker([z.polygon for z in cfg.privacy.masks])
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._run_after = _last_segment_id(data_dir)  # segments of this run have larger ids
@@ -84,6 +87,10 @@ class EventWriter:
         closed.deadline = self._clock.monotonic() + wait
         self._queue.put(closed)
 
+    def note_open(self, ev: Event) -> None:
+        """An event just opened (analysis thread): journalled, so a crash does not lose it."""
+        self._queue.put(ev)
+
     def close_input(self) -> None:
         self._queue.put(None)
 
@@ -99,14 +106,19 @@ class EventWriter:
         pending: list[ClosedEvent] = []
         more = True
         try:
+            open_journal(conn)
+            self._recover(conn, state)
             while more or pending:
                 if more:
                     try:
                         item = self._queue.get(timeout=0.5 if pending else 1.0)
                         if item is None:
                             more = False
+                        elif isinstance(item, Event):
+                            note(conn, self._run_id, self._on_timeline(conn, item), closed=False)
                         else:
                             item.event = self._on_timeline(conn, item.event)
+                            note(conn, self._run_id, item.event, closed=True)
                             self._hold(conn, item)
                             pending.append(item)
                     except queue.Empty:
@@ -137,11 +149,32 @@ class EventWriter:
             log.exception("event %s: could not be written", ev.event_id)
             return True
         finally:
+            forget(conn, ev.event_id)
             if closed.hold_id is not None:
                 remove_hold(conn, closed.hold_id)
         self.published.append(path)
         self._report(state, ev)
         return True
+
+    def _recover(self, conn: sqlite3.Connection, state: StateStore) -> None:
+        """Publish the events an earlier run journalled but never published (it was killed)."""
+        for ev, _closed in left_behind(conn, self._run_id):
+            cap = ev.clip_start_wall + self._cfg.events.max_clip_s
+            segs = [s for s in self._covering(conn, ev.clip_start_wall, cap)
+                    if getattr(s, "id", 0) <= self._run_after]
+            rec = recovered(ev, min(cap, max((s.end for s in segs), default=ev.end_wall)))
+            log.warning("event %s was left unpublished by an earlier run; publishing it now", ev.event_id)
+            closed = ClosedEvent(rec, None, extra={"recovered": True})
+            try:
+                path = self.write(closed, [s for s in segs if s.start < rec.clip_end_wall])
+            except Exception as err:  # noqa: BLE001 - one bad leftover must not stop the unit
+                self.failures += 1
+                log.error("event %s: could not be recovered: %s", ev.event_id, err)
+            else:
+                self.published.append(path)
+                self._report(state, rec)
+            finally:
+                forget(conn, ev.event_id)
 
     def _on_timeline(self, conn: sqlite3.Connection, ev: Event) -> Event:
         """Map the event's frame times to UTC as the recorder did for this run's segments."""
@@ -182,8 +215,11 @@ class EventWriter:
         except AgentError as err:  # no footage (recording gap, disk pressure): keep the snapshots
             log.warning("event %s: no clip: %s", ev.event_id, err)
             extra["clip_missing"] = str(err)
-        if closed.image is not None:
-            files.extend(write_snapshots(closed.image, ev.peak_boxes, self._masker, folder))
+        image = closed.image
+        if image is None and clip is not None:  # a recovered event: take the peak from the footage
+            image = frame_at(folder / "clip.mp4", ev.peak_wall - clip.start)
+        if image is not None:
+            files.extend(write_snapshots(image, ev.peak_boxes, self._masker, folder))
         if not files:
             raise AgentError("neither clip nor snapshot could be made")
         record = self._record(ev, clip, files, segs, extra)

@@ -51,8 +51,10 @@ class Analyser:
     Not thread-safe: one thread feeds it frames in order.
     """
 
-    def __init__(self, cfg: Config, unit_id: str, keep_images: bool = True) -> None:
+    def __init__(self, cfg: Config, unit_id: str, keep_images: bool = True,
+                 on_open: Callable[[Event], None] | None = None) -> None:
         self._cfg = cfg
+        self._on_open = on_open
         self._detector: MotionDetector | None = None
         self.tracker = EventTracker(cfg.events, unit_id)
         self._keep = keep_images
@@ -69,6 +71,8 @@ class Analyser:
             return []
         result = self._detector.analyse(frame.gray, frame.t)
         update = self.tracker.update(result, frame.wall, frame.index)
+        if update.started is not None and self._on_open is not None:
+            self._on_open(update.started)
         closed = [ClosedEvent(ev, self._image_for(ev)) for ev in update.closed]
         if update.new_peak and self._keep:
             self._peak_image = frame.image.copy()
@@ -137,7 +141,7 @@ class Pipeline:
         self.opened = threading.Event()  # the camera source is open (see wait_opened)
         self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
         self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
-        self.analyser = Analyser(cfg, cfg.unit.id)
+        self.analyser = Analyser(cfg, cfg.unit.id, on_open=writer.note_open)
         self.masker = masker
         self._new_cfg: Config | None = None
         self.dropped = {"record": 0, "analyse": 0}

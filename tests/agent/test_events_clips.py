@@ -150,4 +150,5 @@ def test_event_writer_waits_for_segments_then_cuts(segments, tmp_path) -> None:
     assert not writer.is_alive() and len(writer.published) == 1
     assert connect(db_path(tmp_path)).execute("SELECT count(*) FROM holds").fetchone()[0] == 0
     rec = read_event(writer.published[0])
-    assert [f.role for f in rec.files] == ["clip"]
+    # no peak image was handed over: the snapshots are taken from the clip's footage
+    assert [f.role for f in rec.files] == ["clip", "snapshot", "snapshot_boxes"]

@@ -15,7 +15,7 @@ import av
 import cv2
 import pytest
 
-from agent.clock import ManualClock
+from agent.clock import ManualClock, SystemClock
 from agent.config import parse_config
 from agent.db import connect, db_path
 from agent.detect import detect_file
@@ -247,3 +247,34 @@ def test_run_without_a_pi_camera_starts_no_services(tmp_path, fake_picamera2, mo
         run(cfg, ManualClock())
     assert started == [] and not list(tmp_path.glob("outbox/*"))
     assert not [t for t in threading.enumerate() if t.name in ("capture", "record", "analyse")]
+
+
+def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path) -> None:
+    """Nothing is lost: an event open when the agent was killed is published at the next start
+    from the footage recorded before the kill."""
+    data_dir = tmp_path / "unit"
+    cfg_path = _write_config(tmp_path / "unit.toml", data_dir, device=str(footage(VTEST)), pace="realtime")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg_path)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(data_dir.glob("recordings/*/*.mp4"))) < 4:  # 8 s in: the event is open
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert not list((data_dir / "outbox").glob("*.json"))
+    conn = connect(db_path(data_dir))
+    assert conn.execute("SELECT count(*) FROM event_journal WHERE closed = 0").fetchone()[0] == 1
+    before = SegmentIndex(conn).all()
+    result = run(unit_config(data_dir), SystemClock())  # the next start (on the sample file)
+    old = [r for r in result.events if r.extra.get("recovered")]
+    assert len(old) == 1 and old[0].extra["close_reason"] == "interrupted"
+    rec = old[0]
+    assert before[0].start - 0.01 <= epoch(rec.clip_start) <= epoch(rec.start)
+    assert epoch(rec.clip_end) == pytest.approx(before[-1].end, abs=0.15)  # up to the kill
+    assert sorted(f.role for f in rec.files) == ["clip", "snapshot", "snapshot_boxes"]
+    for f in rec.files:
+        assert sha256_file(data_dir / f.path) == f.sha256
+    assert conn.execute("SELECT count(*) FROM event_journal").fetchone()[0] == 0
