@@ -147,24 +147,6 @@ def test_run_missing_video_is_one_line_exit_2(tmp_path) -> None:
     assert not data_dir.exists()
 
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes"
-
-
-@pytest.fixture
-def fake_picamera2(monkeypatch):
-    monkeypatch.syspath_prepend(str(FAKES))
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        monkeypatch.delitem(sys.modules, name)
-    import picamera2
-
-    monkeypatch.setattr(picamera2.Picamera2, "scene", footage(VTEST))
-    monkeypatch.setattr(picamera2.Picamera2, "instances", [])
-    monkeypatch.setattr(picamera2.Picamera2, "stall_after", None)
-    yield picamera2
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        sys.modules.pop(name, None)
-
-
 def test_run_on_the_picamera2_hardware_path_until_stopped(tmp_path, fake_picamera2, monkeypatch) -> None:
     """The fake Pi camera films the sample clip; stop mid-event (as SIGTERM does) publishes it."""
     cfg = parse_config({

@@ -3,7 +3,6 @@ a new detector or event setting is taken at the next analysed frame."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,9 +18,8 @@ from agent.pipeline import Analyser, LiveMasker
 from agent.runner import run
 from agent.segment_index import SegmentIndex
 from agent.sources.base import Frame
-from tests.agent.footage import T0, VTEST, footage
+from tests.agent.footage import T0
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes"
 LEFT = [[0.0, 0.0], [0.2, 0.0], [0.2, 1.0], [0.0, 1.0]]
 
 
@@ -57,19 +55,6 @@ def test_analyser_reconfigure_keeps_open_event_and_resets_changed_detector() -> 
     assert len(closed) == 1 and closed[0].event.clip_end_t - closed[0].event.end_t == pytest.approx(1.0)
 
 
-@pytest.fixture
-def fake_picamera2(monkeypatch):
-    monkeypatch.syspath_prepend(str(FAKES))
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        monkeypatch.delitem(sys.modules, name)
-    import picamera2
-
-    monkeypatch.setattr(picamera2.Picamera2, "scene", footage(VTEST))
-    monkeypatch.setattr(picamera2.Picamera2, "instances", [])
-    monkeypatch.setattr(picamera2.Picamera2, "stall_after", None)
-    yield picamera2
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        sys.modules.pop(name, None)
 
 
 def _left_mean(path: Path) -> tuple[float, float]:
