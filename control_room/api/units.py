@@ -5,7 +5,8 @@ bearer token (stored hashed); answers per docs/protocol.md, nothing stored for a
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, request
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from control_room.provision import hash_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("unit_api", __name__, url_prefix="/api/v1")
+T = TypeVar("T")
+M = TypeVar("M", Heartbeat, EventNote)
 
 
 def _settings() -> Settings:
@@ -68,33 +71,74 @@ def _authenticate(unit_id: str) -> Unit:
     return unit
 
 
+class Refusal(Exception):
+    """A request body that will be refused (after authentication, so 401/403 still come first)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _checked(check: Callable[[], T]) -> T | Refusal:
+    """Run the body checks before any database work, keeping the verdict for after authentication."""
+    try:
+        return check()
+    except Refusal as refusal:
+        return refusal
+
+
+def _accept(verdict: T | Refusal) -> T:
+    if isinstance(verdict, Refusal):
+        _refuse(verdict.status, verdict.message)
+    return verdict
+
+
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
-        _refuse(415, "Content-Type must be application/json")
+        raise Refusal(415, "Content-Type must be application/json")
     body = request.get_json(silent=True)
     if body is None:
-        _refuse(400, "body is not valid JSON")
+        raise Refusal(400, "body is not valid JSON")
     if not isinstance(body, dict):
-        _refuse(400, "body must be a JSON object")
+        raise Refusal(400, "body must be a JSON object")
     return body
 
 
-def _check_unit_field(body_unit: str | None, unit_id: str) -> None:
-    if body_unit is not None and body_unit != unit_id:
-        _refuse(400, "unit_id in the body does not match the path")
+def _validate(model: type[M], unit_id: str) -> M:
+    try:
+        parsed = model.model_validate(_json_body())
+    except ValidationError as exc:
+        raise Refusal(400, first_error(exc)) from None
+    if parsed.unit_id is not None and parsed.unit_id != unit_id:
+        raise Refusal(400, "unit_id in the body does not match the path")
+    return parsed
+
+
+def _valid_event(unit_id: str) -> EventNote:
+    note = _validate(EventNote, unit_id)
+    if note.site:
+        try:
+            names.check_display_name(note.site, "site")
+        except names.BadName as exc:
+            raise Refusal(400, str(exc)) from None
+    prefix = _settings().s3_prefix
+    for kind, obj in note.objects:
+        if obj is not None and not names.is_safe_key(obj.key, unit_id, prefix):
+            where = names.unit_key_prefix(prefix, unit_id)
+            raise Refusal(400, f"objects.{kind}.key must be a safe key under {where}")
+    if note.state == "clip_uploaded" and note.objects.clip is None:
+        raise Refusal(400, "objects.clip is required when state is clip_uploaded")
+    return note
 
 
 @bp.post("/units/<unit_id>/heartbeat")
 def heartbeat(unit_id: str) -> Response:
-    begin_soft_commit(get_session())
-    unit = _authenticate(unit_id)
-    try:
-        hb = Heartbeat.model_validate(_json_body())
-    except ValidationError as exc:
-        _refuse(400, first_error(exc))
-    _check_unit_field(hb.unit_id, unit_id)
-    now = _now()
+    verdict = _checked(lambda: _validate(Heartbeat, unit_id))  # parsing outside the write transaction
     session = get_session()
+    begin_soft_commit(session)
+    unit = _authenticate(unit_id)
+    hb = _accept(verdict)
+    now = _now()
     result = ingest.store_heartbeat(session, unit, hb, now, _settings().sample_interval_s)
     session.commit()
     return jsonify(ok=True, server_time=_iso(now), instructions=result.instructions)
@@ -102,24 +146,9 @@ def heartbeat(unit_id: str) -> Response:
 
 @bp.post("/units/<unit_id>/events")
 def event(unit_id: str) -> Response:
+    verdict = _checked(lambda: _valid_event(unit_id))
     unit = _authenticate(unit_id)
-    try:
-        note = EventNote.model_validate(_json_body())
-    except ValidationError as exc:
-        _refuse(400, first_error(exc))
-    _check_unit_field(note.unit_id, unit_id)
-    if note.site:
-        try:
-            names.check_display_name(note.site, "site")
-        except names.BadName as exc:
-            _refuse(400, str(exc))
-    prefix = _settings().s3_prefix
-    for kind, obj in note.objects:
-        if obj is not None and not names.is_safe_key(obj.key, unit_id, prefix):
-            where = names.unit_key_prefix(prefix, unit_id)
-            _refuse(400, f"objects.{kind}.key must be a safe key under {where}")
-    if note.state == "clip_uploaded" and note.objects.clip is None:
-        _refuse(400, "objects.clip is required when state is clip_uploaded")
+    note = _accept(verdict)
     session = get_session()
     for attempt in (1, 2):
         try:
