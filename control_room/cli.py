@@ -11,7 +11,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -122,6 +122,14 @@ def cmd_request_upload(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from control_room.maintenance import prune
+
+    done = prune(_engine(settings), datetime.now(UTC), settings.sample_retention_days)
+    print(f"deleted {done['samples']} chart samples, {done['instructions']} old instructions")
+    return 0
+
+
 def _utc_arg(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
@@ -152,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         (("--rotate",), {"action": "store_true", "help": "issue a new token for an existing unit"})])
     _add(sub, "revoke-unit", cmd_revoke_unit, "refuse a (stolen) unit's token from now on",
          [(("unit_id",), {})])
+    _add(sub, "prune", cmd_prune, "delete chart samples older than sample_retention_days (run daily)", [])
     _add(sub, "request-upload", cmd_request_upload, "ask a unit for the footage of a time range", [
         (("unit_id",), {}), (("start",), {}), (("end",), {})])
     return p

@@ -31,6 +31,7 @@ class Settings(BaseModel):
     heartbeat_interval_s: float = Field(60.0, ge=5, le=3600, description="units' status interval")
     offline_after_intervals: int = Field(3, ge=1, le=100, description="missed heartbeats = offline")
     sample_interval_s: float = Field(300.0, ge=0, le=86400, description="min gap of chart samples")
+    sample_retention_days: int = Field(90, ge=1, le=3650, description="`prune` deletes older samples")
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024, description="unit API body limit")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint for playback; None = AWS")
     s3_region: str = "eu-west-2"

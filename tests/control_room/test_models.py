@@ -145,3 +145,24 @@ def test_deployment_flags():
     keys = [b.key for b in fleet.deployment_flags(dep, unit, NOW.date())]
     assert keys == ["review_overdue", "past_planned_end", "far_from_site"]
     assert 1000 < fleet.distance_m(51.705, -0.278, 51.715, -0.278) < 1200
+
+
+def test_prune_deletes_only_old_samples_and_long_acked_instructions(engine, factory, monkeypatch):
+    from control_room import maintenance
+    from control_room.models import HeartbeatSample, Instruction, InstructionType
+
+    monkeypatch.setattr(maintenance, "BATCH", 3)  # several batches
+    factory.unit()
+    with session_scope(engine) as s:
+        unit = s.scalar(select(Unit))
+        for days in range(20):  # one sample a day for 20 days
+            at = NOW - timedelta(days=days, minutes=1)
+            s.add(HeartbeatSample(unit_pk=unit.id, at=at, signal_percent=days))
+        for i, acked in enumerate([None, NOW - timedelta(days=40), NOW - timedelta(days=2)]):
+            s.add(Instruction(instruction_id=f"i{i}", unit_pk=unit.id, type=InstructionType.PING,
+                              acked_at=acked))
+    assert maintenance.prune(engine, NOW, sample_days=7) == {"samples": 13, "instructions": 1}
+    with session_scope(engine) as s:
+        kept = sorted(s.scalars(select(HeartbeatSample.signal_percent)))
+        left = sorted(s.scalars(select(Instruction.instruction_id)))
+    assert kept == list(range(7)) and left == ["i0", "i2"]
