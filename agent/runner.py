@@ -190,6 +190,9 @@ def start_services(cfg: Config, clock: Clock) -> list[Any]:
             log.warning("%s is enabled but %s.%s is not available in this build", section, module, name)
             continue
         service = cls(cfg, clock)
+        upload = next((s for s in started if type(s).__name__ == "UploadService"), None)
+        if name == "StatusService" and upload is not None:
+            service.on_instruction = upload.on_instruction  # upload_range requests go to the upload queue
         service.start()
         started.append(service)
     return started

@@ -21,7 +21,7 @@ from agent.config import Config
 from agent.errors import InputError
 from agent.outbox import OUTBOX_DIR, EventRecord, read_event
 from agent.upload.manifest import MANIFEST_NAME, build_manifest, write_manifest
-from agent.upload.queue import EventState, JobKind, Lane, NewJob, UploadQueue
+from agent.upload.queue import EventState, JobKind, Lane, NewJob, Priority, UploadQueue
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,11 @@ class Intake:
             )
         ]
         for f in record.files:
-            big = f.role == "clip" or f.size >= self._threshold
+            video = f.role == "clip" or f.role.startswith("segment")  # segments: an upload_range
+            big = video or f.size >= self._threshold
             jobs.append(
                 NewJob(
-                    JobKind.CLIP if f.role == "clip" else JobKind.FILE,
+                    JobKind.CLIP if video else JobKind.FILE,
                     f.role,
                     Lane.BULK if big else Lane.FAST,
                     f.path,
@@ -154,11 +155,19 @@ class Intake:
                     f.content_type,
                 )
             )
-        if self._cfg.status.enabled and self._cfg.status.url:
+        is_range = record.extra.get("kind") == "range"  # the protocol has no notification for ranges
+        if self._cfg.status.enabled and self._cfg.status.url and not is_range:
             jobs.append(NewJob(JobKind.NOTIFY, "notify_snapshot", Lane.FAST))
             if record.file("clip"):
                 jobs.append(NewJob(JobKind.NOTIFY, "notify_clip", Lane.FAST))
-        self._queue.add_event(record.event_id, jobs, self._clock.time(), {CHAIN_HEAD: digest})
+        high = record.extra.get("priority") == "high"
+        self._queue.add_event(
+            record.event_id,
+            jobs,
+            self._clock.time(),
+            {CHAIN_HEAD: digest},
+            Priority.HIGH if high else Priority.NORMAL,
+        )
         log.info("queued event %s (%d jobs)", record.event_id, len(jobs))
 
 

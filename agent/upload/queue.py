@@ -197,16 +197,27 @@ class UploadQueue:
         row = self.conn.execute("SELECT state FROM upload_events WHERE event_id = ?", (event_id,)).fetchone()
         return EventState(row[0]) if row else None
 
-    def add_event(self, event_id: str, jobs: list[NewJob], now: float, meta: dict[str, str]) -> None:
-        """Queue an event's jobs and update meta rows (manifest chain head) in one transaction."""
+    def add_event(
+        self,
+        event_id: str,
+        jobs: list[NewJob],
+        now: float,
+        meta: dict[str, str],
+        priority: Priority = Priority.NORMAL,
+    ) -> None:
+        """Queue an event's jobs and update meta rows (manifest chain head) in one transaction.
+
+        A HIGH priority event (a control-room request) also passes the data budget.
+        """
         with self._tx() as c:
             c.execute(
                 "DELETE FROM upload_events WHERE event_id = ? AND state = ?",
                 (event_id, EventState.REJECTED.value),
             )
             c.execute(
-                "INSERT INTO upload_events(event_id, state, created_at) VALUES (?, ?, ?)",
-                (event_id, EventState.QUEUED.value, now),
+                "INSERT INTO upload_events(event_id, state, created_at, priority, budget_override) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (event_id, EventState.QUEUED.value, now, int(priority), int(priority >= Priority.HIGH)),
             )
             for j in jobs:
                 c.execute(

@@ -33,6 +33,7 @@ from agent.upload.intake import Intake, record_path, scan_outbox, watch_outbox
 from agent.upload.manifest import load_signing_key
 from agent.upload.notify import event_body, send_event
 from agent.upload.queue import EventState, Job, JobKind, JobState, Lane, UploadQueue, pending_event_ids
+from agent.upload.ranges import queue_range
 from agent.upload.stats import queue_stats
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,14 @@ class UploadService:
             conn.close()
         self._wake_all()
         return found
+
+    def on_instruction(self, instruction: Any) -> bool:
+        """StatusService hook for `upload_range`: queue the covering footage durably; True once queued."""
+        conn = connect(self._db)
+        try:
+            return queue_range(self.cfg, self.clock, conn, instruction.id, instruction.start, instruction.end)
+        finally:
+            conn.close()
 
     def pending_event_ids(self) -> set[str]:
         conn = connect(self._db)
