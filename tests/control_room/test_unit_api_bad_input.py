@@ -5,6 +5,7 @@ nothing is stored, and the service keeps answering.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -191,3 +192,32 @@ def test_a_flood_of_garbage_does_not_break_the_service(live_server, engine, flee
             assert r.status_code == 400, (raw[:40], r.status_code, r.text)
     assert snapshot(engine) == before
     assert requests.post(live_server.url + HB, json=GOOD, headers=fleet["unit"].auth, timeout=10).ok
+
+
+def test_tokens_never_reach_the_log(live_server, fleet, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "s3cret-token-that-must-not-be-logged-000000"
+    for token in (secret, fleet["other"].token):
+        r = requests.post(live_server.url + HB, json=GOOD, headers=bearer(token), timeout=10)
+        assert r.status_code in (401, 403)
+    assert "refused POST" in caplog.text  # refusals are logged...
+    assert secret not in caplog.text and fleet["other"].token not in caplog.text  # ...without the token
+
+
+def test_database_unreachable_is_503_retry_later(tmp_path, clock):
+    from control_room import create_app
+    from control_room.config import Settings
+    from tests.control_room.conftest import SECRET, LiveServer, serve_in_thread
+    from tests.control_room.pg import free_port
+
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/cctv"  # nothing listens there
+    app = create_app(Settings(instance_dir=tmp_path, database_url=nowhere, secret_key=SECRET), clock=clock)
+    thread = serve_in_thread(app)
+    try:
+        live = LiveServer(f"http://127.0.0.1:{thread.port}", app)
+        r = requests.post(live.url + HB, json=GOOD, headers=bearer("x" * 43), timeout=30)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        assert r.json() == {"error": "database unavailable, retry later"}
+        assert requests.get(live.url + "/api/v1/health", timeout=30).status_code == 503
+    finally:
+        thread.stop()
