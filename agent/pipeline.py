@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from agent.clock import Clock
-from agent.config import Config
+from agent.config import Config, MotionConfig
 from agent.db import connect, db_path
 from agent.errors import AgentError, InputError
 from agent.events import Event, EventTracker
@@ -44,6 +44,15 @@ SourceFactory = Callable[[StateStore], FrameSource]
 RecorderFactory = Callable[[sqlite3.Connection, StateStore, FrameSource], Recorder]
 
 
+def detection_config(cfg: Config) -> MotionConfig:
+    """The detector's settings with the privacy masks added to its exclude zones: what happens
+    behind a mask never starts an event or shows as a box on a snapshot."""
+    if not cfg.privacy.masks:
+        return cfg.motion
+    return cfg.motion.model_copy(update={"exclude_zones": [*cfg.motion.exclude_zones,
+                                                           *cfg.privacy.masks]})
+
+
 class Analyser:
     """Detector + event tracker: the one path from frames to events, shared by `run` and `detect`.
 
@@ -66,7 +75,7 @@ class Analyser:
         self._last_t = frame.t
         if self._detector is None:
             h, w = frame.gray.shape[:2]
-            self._detector = MotionDetector(self._cfg.motion, (w, h))
+            self._detector = MotionDetector(detection_config(self._cfg), (w, h))
         if not self._detector.should_analyse(frame.t):
             return []
         result = self._detector.analyse(frame.gray, frame.t)
@@ -81,7 +90,7 @@ class Analyser:
     def reconfigure(self, cfg: Config) -> None:
         """Take a reloaded config: a changed detector starts afresh (and recalibrates); the open
         event carries on under the new pre/post-roll and max-clip settings."""
-        if cfg.motion != self._cfg.motion:
+        if detection_config(cfg) != detection_config(self._cfg):
             self._detector = None
         self.tracker.reconfigure(cfg.events)
         self._cfg = cfg

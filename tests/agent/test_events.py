@@ -176,3 +176,27 @@ def test_events_do_not_depend_on_where_the_clock_started(t0: float) -> None:
         got += [(round(e.start_t - t0, 6), round(e.end_t - t0, 6))
                 for e in tracker.update(R(t0 + offset, 0.1, [], moving), WALL0 + offset, i).closed]
     assert got == [(2.2, 57.2), (57.2, 79.4)]  # the second closed after its post-roll
+
+
+@pytest.mark.parametrize("masked,events", [(False, 1), (True, 0)])
+def test_motion_behind_a_privacy_mask_makes_no_event(masked: bool, events: int) -> None:
+    """The analysis stage (run and detect) never detects inside a privacy mask."""
+    from agent.config import parse_config
+    from agent.pipeline import Analyser
+    from agent.sources.base import Frame
+
+    privacy = {"masks": [{"polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}]} if masked else {}
+    analyser = Analyser(parse_config({"unit": {"id": "u1"}, "privacy": privacy}, env={}), "u1",
+                        keep_images=False)
+    rng = np.random.default_rng(3)
+    base = rng.integers(60, 200, (120, 160), dtype=np.uint8)
+    closed = []
+    for i in range(150):
+        gray = base.copy()
+        if 30 <= i < 45:  # a dark block walking about in the left half only
+            x = 5 + 3 * (i - 30)
+            gray[40:80, x:x + 20] = 20
+        frame = Frame(i, i * STEP, WALL0 + i * STEP, np.zeros((1, 1, 3), np.uint8), gray)
+        closed += analyser.feed(frame)
+    closed += analyser.finish()
+    assert len(closed) == events
