@@ -42,7 +42,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
     app.config.update(
         SECRET_KEY=secret_key(settings),
         SETTINGS=settings,
-        JSON_SORT_KEYS=False,
     )
     engine = db.make_engine(settings.resolved_database_url(), pool_size=settings.db_pool_size)
     if migrate:
