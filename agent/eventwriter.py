@@ -28,8 +28,8 @@ from agent.eventlog import forget, left_behind, note, open_journal, recovered
 from agent.events import Event, on_timeline
 from agent.fsutil import sha256_file
 from agent.masks import PrivacyMasker
-from agent.outbox import EVENTS_DIR, EventFile, EventRecord, publish_event
-from agent.retention import add_hold, remove_hold
+from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventFile, EventRecord, publish_event
+from agent.retention import add_hold, remove_hold, uploaded_marker
 from agent.segment_index import SegmentIndex
 from agent.state import StateStore
 
@@ -159,6 +159,10 @@ class EventWriter:
     def _recover(self, conn: sqlite3.Connection, state: StateStore) -> None:
         """Publish the events an earlier run journalled but never published (it was killed)."""
         for ev, _closed in left_behind(conn, self._run_id):
+            record = self._data_dir / OUTBOX_DIR / f"{ev.event_id}.json"
+            if record.exists() or uploaded_marker(self._data_dir, ev.event_id).exists():
+                forget(conn, ev.event_id)  # published just before the crash: nothing to redo
+                continue
             cap = ev.clip_start_wall + self._cfg.events.max_clip_s
             segs = [s for s in self._covering(conn, ev.clip_start_wall, cap)
                     if getattr(s, "id", 0) <= self._run_after]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -16,9 +17,10 @@ from agent.clock import ManualClock
 from agent.config import parse_config
 from agent.db import connect, db_path
 from agent.errors import InputError
+from agent.eventlog import note, open_journal
 from agent.events import EventTracker
 from agent.eventwriter import ClosedEvent, EventWriter
-from agent.fsutil import sha256_file
+from agent.fsutil import atomic_write_bytes, sha256_file
 from agent.masks import PrivacyMasker
 from agent.outbox import read_event
 from agent.state import StateStore
@@ -152,3 +154,33 @@ def test_event_writer_waits_for_segments_then_cuts(segments, tmp_path) -> None:
     rec = read_event(writer.published[0])
     # no peak image was handed over: the snapshots are taken from the clip's footage
     assert [f.role for f in rec.files] == ["clip", "snapshot", "snapshot_boxes"]
+
+
+@pytest.mark.parametrize("already_published", [False, True])
+def test_writer_publishes_what_a_dead_run_left_in_the_journal(segments, tmp_path, already_published) -> None:
+    cfg = _config(tmp_path, masks=False)
+    ev = _event(12.0, 16.0)
+    conn = connect(db_path(tmp_path))
+    open_journal(conn)
+    # the dead run had noted the event when it opened (frame times = wall times in this test)
+    note(conn, "dead-run", replace(ev, reason=None, end_t=ev.start_t, end_wall=ev.start_wall,
+                                   clip_end_t=ev.start_t), closed=False)
+    if already_published:  # it died between publishing and forgetting: nothing to redo
+        atomic_write_bytes(tmp_path / "outbox" / f"{ev.event_id}.json", b"{}")
+    done = threading.Event()
+    done.set()
+    writer = EventWriter(cfg, tmp_path, ManualClock(), done, covering=lambda c, a, b: [
+        s for s in segments if s.end > a and s.start < b])
+    writer.start()
+    writer.close_input()
+    writer.join(20)
+    assert conn.execute("SELECT count(*) FROM event_journal").fetchone()[0] == 0
+    if already_published:
+        assert writer.published == []
+        return
+    assert len(writer.published) == 1
+    rec = read_event(writer.published[0])
+    assert rec.event_id == ev.event_id and rec.extra["close_reason"] == "interrupted"
+    assert rec.clip_start == "2026-01-01T00:00:06.000Z"  # keyframe before start - pre-roll
+    assert rec.clip_end == "2026-01-01T00:00:40.000Z"  # the end of that run's footage
+    assert sorted(f.role for f in rec.files) == ["clip", "snapshot", "snapshot_boxes"]
