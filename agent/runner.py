@@ -158,8 +158,11 @@ def recorder_factory(cfg: Config, clock: Clock, masker: LiveMasker
     return make
 
 
-def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float = 60.0) -> None:
-    """Thread: age and free-space retention every `interval_s` until `stop` is set."""
+def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float | None = None) -> None:
+    """Thread: age and free-space retention until `stop` is set, once per segment length (10-60 s)
+    so a filling disk is caught within a segment or two."""
+    if interval_s is None:
+        interval_s = min(60.0, max(10.0, cfg.recording.segment_seconds))
     conn = connect(db_path(cfg.unit.data_dir))
     try:
         retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock))

@@ -260,3 +260,14 @@ def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path) -> None:
     for f in rec.files:
         assert sha256_file(data_dir / f.path) == f.sha256
     assert conn.execute("SELECT count(*) FROM event_journal").fetchone()[0] == 0
+
+
+def test_run_applies_retention_to_old_footage(tmp_path) -> None:
+    cfg = unit_config(tmp_path)
+    run(cfg, ManualClock(wall=T0, mono=100.0))
+    old = SegmentIndex(connect(db_path(tmp_path))).all()
+    assert old and all(s.path.exists() for s in old)
+    run(cfg, ManualClock(wall=T0 + 40 * 86400, mono=100.0))  # 40 days later; retention is 31 days
+    now = SegmentIndex(connect(db_path(tmp_path))).all()
+    assert not any(s.path.exists() for s in old)
+    assert now and all(s.start >= T0 + 40 * 86400 - 1 for s in now)
