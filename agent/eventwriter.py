@@ -171,7 +171,7 @@ class EventWriter:
             closed = ClosedEvent(rec, None, extra={"recovered": True})
             try:
                 path = self.write(closed, [s for s in segs if s.start < rec.clip_end_wall])
-            except Exception as err:  # noqa: BLE001 - one bad leftover must not stop the unit
+            except Exception as err:  # one bad leftover must not stop the unit
                 self.failures += 1
                 log.error("event %s: could not be recovered: %s", ev.event_id, err)
             else:
