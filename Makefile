@@ -39,7 +39,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/motion.py
 	$(BIN)/python benchmarks/upload.py
+	$(BIN)/python benchmarks/recording.py
+	$(BIN)/python benchmarks/events.py
+	$(BIN)/python benchmarks/heartbeat.py
 	$(BIN)/python benchmarks/control_room.py
+	$(BIN)/python benchmarks/control_room_web.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
