@@ -75,14 +75,17 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(raw))
     cfg = make_config(data, proxy.url, bucket, multipart_threshold_mb=5, part_size_mb=5)
-    proxy.link.rate_bps = 200e6  # slow enough that kills land mid-part
+    proxy.link.rate_bps = 60e6  # slow enough that kills land mid-part
     base = time.time() - 3600
-    records = [publish(data, base + i * 30, os.urandom(rng.choice([12_000_000, 300_000]))) for i in range(6)]
+    records = [
+        publish(data, base + i * 30, os.urandom(rng.choice([12_000_000, 11_000_000, 300_000])))
+        for i in range(6)
+    ]
     kills = 0
     with open(tmp_path / "uploader.log", "ab") as log:
         while kills < KILLS:
             proc = start(cfg_path, log)
-            time.sleep(rng.uniform(0.8, 2.6))
+            time.sleep(rng.uniform(1.2, 3.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
@@ -104,6 +107,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
     assert kills >= 20
+    resumed = (tmp_path / "uploader.log").read_text().count("resuming upload with")
+    assert resumed >= 1, "no kill landed in the middle of a multipart upload"
     assert set(objects(s3_admin, bucket)) == want  # exactly once: nothing extra, nothing missing
     for r in records:
         for f in r.files:
