@@ -11,14 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from agent.clock import SystemClock
 from agent.config import Config, UnitConfig, load_config
 from agent.errors import InputError
 from agent.events import Event
 from agent.pipeline import Analyser
 from agent.sources import make_source
+from agent.sources.file import probe_video
 
 DEFAULT_UNIT = "detect"
 # A file this many frames short of what its header declares was cut off (the sample traffic clip
@@ -69,7 +68,7 @@ def detect_file(cfg: Config, path: Path) -> tuple[list[DetectedEvent], int]:
     """
     camera = cfg.camera.model_copy(update={"source": "file", "device": str(path), "pace": "fast",
                                            "loop": False})
-    declared = declared_frames(path)
+    declared = probe_video(path).frames
     source = make_source(camera, SystemClock())
     source.open()
     analyser = Analyser(cfg, cfg.unit.id, keep_images=False)
@@ -89,18 +88,6 @@ def detect_file(cfg: Config, path: Path) -> tuple[list[DetectedEvent], int]:
         raise InputError(f"{path}: truncated video: decoded {frames} of {declared} frames")
     return relative_events(closed, t0 or 0.0), frames
 
-
-def declared_frames(path: Path) -> int:
-    """Frame count from the container header (0 if unknown); InputError if not a video at all."""
-    if not path.is_file():
-        raise InputError(f"{path}: video file not found")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path}: no video stream")
-            return int(container.streams.video[0].frames or 0)
-    except av.error.FFmpegError as err:
-        raise InputError(f"{path}: not a readable video: {err.strerror or err}") from None
 
 
 def relative_events(events: list[Event], t0: float) -> list[DetectedEvent]:

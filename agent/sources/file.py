@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -21,8 +22,15 @@ from agent.sources.base import Frame
 log = logging.getLogger(__name__)
 
 
-def probe_video(path: Path) -> tuple[float, tuple[int, int]]:
-    """(fps, (width, height)) of a video file; InputError if it is missing or not a video."""
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    size: tuple[int, int]  # (width, height)
+    frames: int  # frame count declared by the container, 0 if unknown
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """What a video file's header declares; InputError if it is missing or not a video."""
     if not path.is_file():
         raise InputError(f"{path}: video file not found")
     try:
@@ -31,7 +39,8 @@ def probe_video(path: Path) -> tuple[float, tuple[int, int]]:
                 raise InputError(f"{path}: no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            return float(rate) if rate else 25.0, (stream.codec_context.width, stream.codec_context.height)
+            size = (stream.codec_context.width, stream.codec_context.height)
+            return VideoInfo(float(rate) if rate else 25.0, size, int(stream.frames or 0))
     except av.error.FFmpegError as err:
         raise InputError(f"{path}: not a readable video: {err.strerror or err}") from None
 
@@ -54,7 +63,8 @@ class FileSource:
         self._pass_index = 0
 
     def open(self) -> None:
-        self.fps, self.size = probe_video(self._path)
+        info = probe_video(self._path)
+        self.fps, self.size = info.fps, info.size
         self._start_pass()
         self._open_t, self._open_wall = self._clock.monotonic(), self._clock.time()
         self._index, self._pass_base, self._offset = 0, 0.0, -1.0
