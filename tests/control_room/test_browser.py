@@ -15,7 +15,6 @@ from sqlalchemy import select
 from control_room.config import Settings
 from control_room.db import session_scope
 from control_room.models import AuditLog, Deployment, Event, Site, Unit
-from tests.control_room.conftest import SECRET
 from tests.control_room.web_fixtures import (
     CHROMIUM_ARGS,
     chromium_path,
@@ -23,6 +22,7 @@ from tests.control_room.web_fixtures import (
     footage_key,
     heartbeat_body,
     put_footage,
+    s3_settings,
 )
 
 if chromium_path() is None:
@@ -52,17 +52,7 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
-    return Settings(
-        instance_dir=tmp_path,
-        database_url=database_url,
-        secret_key=SECRET,
-        heartbeat_interval_s=60,
-        sample_interval_s=0,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id="testing",
-        s3_secret_access_key="testing",
-        web_poll_s=0.5,
-    )
+    return s3_settings(tmp_path, database_url, s3_endpoint, web_poll_s=0.5)
 
 
 def log_in(page, base: str, username: str) -> None:  # noqa: ANN001

@@ -14,7 +14,6 @@ from sqlalchemy.exc import DatabaseError
 from control_room.config import Settings
 from control_room.db import session_scope
 from control_room.models import AuditLog, Instruction
-from tests.control_room.conftest import SECRET
 from tests.control_room.web_fixtures import (
     BUCKET,
     World,
@@ -22,6 +21,7 @@ from tests.control_room.web_fixtures import (
     login,
     make_world,
     s3_client,
+    s3_settings,
 )
 
 
@@ -32,16 +32,7 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
-    return Settings(
-        instance_dir=tmp_path,
-        database_url=database_url,
-        secret_key=SECRET,
-        heartbeat_interval_s=60,
-        sample_interval_s=0,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id="testing",
-        s3_secret_access_key="testing",
-    )
+    return s3_settings(tmp_path, database_url, s3_endpoint)
 
 
 @pytest.fixture

@@ -15,26 +15,17 @@ from sqlalchemy import select
 from control_room.config import Settings
 from control_room.db import session_scope
 from control_room.models import AuditLog
-from tests.control_room.conftest import SECRET
 from tests.control_room.web_fixtures import (
     World,
     login,
     make_world,
+    s3_settings,
 )
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
-    return Settings(
-        instance_dir=tmp_path,
-        database_url=database_url,
-        secret_key=SECRET,
-        heartbeat_interval_s=60,
-        sample_interval_s=0,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id="testing",
-        s3_secret_access_key="testing",
-    )
+    return s3_settings(tmp_path, database_url, s3_endpoint)
 
 
 @pytest.fixture

@@ -110,6 +110,24 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
+def s3_settings(tmp_path: Path, database_url: str, s3_endpoint: str, **extra: object):  # noqa: ANN201
+    """Control-room settings for web tests whose footage lives on the test S3 server."""
+    from control_room.config import Settings
+    from tests.control_room.conftest import SECRET  # conftest imports this module: import late
+
+    return Settings(
+        instance_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        heartbeat_interval_s=60,
+        sample_interval_s=0,
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+        **extra,
+    )
+
+
 def s3_client(endpoint: str):
     import boto3
 
