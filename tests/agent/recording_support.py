@@ -5,19 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-import pytest
 
 from agent.config import Config, parse_config
+from tests.agent.footage import DATA, VTEST
+from tests.agent.footage import footage as need
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-VTEST = DATA / "opencv_vtest_480x360.avi"
+__all__ = ["HIGHWAY", "VTEST", "decode_all", "need", "unit_config"]
+
 HIGHWAY = DATA / "cdnet_highway" / "highway_input_h264.mp4"
-
-
-def need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"real footage {path.name} not found in ../shared/data")
-    return path
 
 
 def unit_config(data_dir: Path, clip: Path | str = "", **sections: dict) -> Config:

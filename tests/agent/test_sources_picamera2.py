@@ -5,7 +5,6 @@ segments at keyframes with privacy masks burnt in by the pre_callback, reopen af
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import av
 import pytest
@@ -18,25 +17,11 @@ from agent.masks import PrivacyMasker
 from agent.segments import SegmentIndex, make_recorder
 from agent.sources import FrameTimeout, check_device, make_source
 from agent.sources.supervisor import SupervisedSource
-from tests.agent.recording_support import VTEST, decode_all, need, unit_config
+from tests.agent.recording_support import decode_all, unit_config
 
-FAKES = Path(__file__).resolve().parents[1] / "fakes"
 LEFT_THIRD = [(0.0, 0.0), (0.33, 0.0), (0.33, 1.0), (0.0, 1.0)]
 
 
-@pytest.fixture
-def fake_picamera2(monkeypatch):
-    monkeypatch.syspath_prepend(str(FAKES))
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        monkeypatch.delitem(sys.modules, name)
-    import picamera2
-
-    monkeypatch.setattr(picamera2.Picamera2, "scene", need(VTEST))
-    monkeypatch.setattr(picamera2.Picamera2, "instances", [])
-    monkeypatch.setattr(picamera2.Picamera2, "stall_after", None)
-    yield picamera2
-    for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-        sys.modules.pop(name, None)
 
 
 def pi_config(tmp_path, **recording):
