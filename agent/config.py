@@ -32,7 +32,12 @@ class Section(BaseModel):
 
 class UnitConfig(Section):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="unit id, lower case, used in S3 keys")
-    site: str = Field("", description="site label; the control room owns deployments")
+    site: str = Field(
+        "",
+        pattern=r"^(?:[\w][\w .,'\u2019&()/#+:!?@\u2013\u2014-]{0,199})?$",
+        description="site label (letters, digits, spaces, ordinary punctuation; the control room's "
+        "display-name rule); the control room owns deployments",
+    )
     data_dir: Path = Field(Path("/var/lib/cctv-agent"), description="recordings, events, outbox, agent.db")
 
 

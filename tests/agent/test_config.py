@@ -75,3 +75,20 @@ def test_command_with_config_typo_exits_2_with_one_line(tmp_path: Path, capsys) 
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("site", ["High St <script>", 'Car park "A"', "x; DROP TABLE", "a\x07b"])
+def test_site_label_refused_at_load_like_the_control_room_does(site: str) -> None:
+    from control_room.names import DISPLAY_NAME
+
+    assert not DISPLAY_NAME.fullmatch(site)
+    with pytest.raises(ConfigError, match="unit.site"):
+        parse_config({"unit": {"id": "herts-mcu-001", "site": site}}, env={})
+
+
+@pytest.mark.parametrize("site", ["", "High St north (car park)", "St Albans: Market Place #2"])
+def test_ordinary_site_labels_load_and_pass_the_control_room_rule(site: str) -> None:
+    from control_room.names import DISPLAY_NAME
+
+    assert parse_config({"unit": {"id": "herts-mcu-001", "site": site}}, env={}).unit.site == site
+    assert site == "" or DISPLAY_NAME.fullmatch(site)
