@@ -8,6 +8,7 @@ file, so they never have to sit in a world-readable file; SecretStr keeps them o
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -212,15 +213,32 @@ def parse_config(data: dict, source: str = "<config>", env: dict[str, str] | Non
         raise ConfigError(_describe(err, source)) from None
 
 
+# Secrets that must not sit in a file every local user can read (the key id alone is not secret).
+FILE_SECRETS = (("upload", "secret_access_key"), ("status", "token"))
+
+
+def _refuse_world_readable_secrets(path: Path, data: dict, mode: int) -> None:
+    if not mode & stat.S_IROTH:
+        return
+    for section, key in FILE_SECRETS:
+        if isinstance(data.get(section), dict) and data[section].get(key):
+            raise ConfigError(
+                f"{path}: {section}.{key}: secret in a world-readable file (mode {stat.S_IMODE(mode):o}); "
+                f"chmod 640 the file or set {SECRET_ENV[(section, key)]} in the environment instead"
+            )
+
+
 def load_config(path: Path | str, env: dict[str, str] | None = None) -> Config:
     """Read and validate a unit's TOML file; raise ConfigError with one clear line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
+        mode = path.stat().st_mode
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config: {err.strerror or err}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    _refuse_world_readable_secrets(path, data, mode)
     return parse_config(data, str(path), env)

@@ -92,3 +92,21 @@ def test_ordinary_site_labels_load_and_pass_the_control_room_rule(site: str) -> 
 
     assert parse_config({"unit": {"id": "herts-mcu-001", "site": site}}, env={}).unit.site == site
     assert site == "" or DISPLAY_NAME.fullmatch(site)
+
+
+def test_secret_in_world_readable_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '\n[status]\nurl = "https://cr.example"\ntoken = "unit-token-123"\n')
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert "status.token: secret in a world-readable file (mode 644)" in str(exc.value)
+    assert "unit-token-123" not in str(exc.value)
+    path.chmod(0o640)
+    cfg = load_config(path, env={})
+    assert cfg.status.token is not None and cfg.status.token.get_secret_value() == "unit-token-123"
+
+
+def test_world_readable_file_without_secrets_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    path.chmod(0o644)
+    assert load_config(path, env={}).unit.id == "herts-mcu-001"
