@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := chromium postgresql systemd
+APT_PACKAGES := chromium postgresql systemd debootstrap systemd-container
 
 .PHONY: demo test lint venv system-deps bench clean
 
