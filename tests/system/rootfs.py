@@ -26,6 +26,7 @@ PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
 WHEELS_IN_ROOT = Path("var/cache/cctv-agent-wheels")  # relative to the root
 VENV = "/opt/cctv-agent/venv"
 TOOLS = ("debootstrap", "systemd-nspawn", "nsenter")
+RECIPE = 1  # bump when build_root() changes what goes into the root
 
 
 class BootFailed(RuntimeError):
@@ -46,9 +47,8 @@ def missing_requirement() -> str | None:
     return None
 
 
-def apt_mirror() -> str | None:
+def apt_mirror(apt: Path = Path("/etc/apt")) -> str | None:
     """The first bookworm mirror in /etc/apt (deb822 .sources or one-line .list), not the security one."""
-    apt = Path("/etc/apt")
     files = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.sources")),
              *sorted((apt / "sources.list.d").glob("*.list"))]
     for f in files:
@@ -69,11 +69,10 @@ def apt_mirror() -> str | None:
 
 
 def cache_key() -> str:
-    """Changes when the agent's dependencies or this recipe change (the project itself is
+    """Changes when the agent's dependencies or the recipe change (the project itself is
     installed into each container at test time, so code changes need no rebuild)."""
-    h = hashlib.sha256()
-    for f in (REPO / "pyproject.toml", Path(__file__)):
-        h.update(f.read_bytes())
+    h = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    h.update(f"{RECIPE} {PACKAGES} {VENV} {WHEELS_IN_ROOT}".encode())
     return h.hexdigest()[:12]
 
 
@@ -117,15 +116,36 @@ def cached_rootfs() -> Path:
         if final.is_dir():
             return final
         for stale in CACHE_PARENT.glob(f"{final.name}.building-*"):  # a killed earlier build
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_root(stale)
         tmp = CACHE_PARENT / f"{final.name}.building-{os.getpid()}"
         try:
             build_root(tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_root(tmp)
             raise
         tmp.rename(final)
     return final
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path, deepest first (a killed debootstrap leaves proc and sys)."""
+    prefix = str(path.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def remove_root(root: Path) -> None:
+    """Unmount what a broken build left mounted inside, then delete it; never delete across a mount."""
+    for point in mounts_under(root):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=30)
+    left = mounts_under(root)
+    if left:
+        raise RuntimeError(f"not deleting {root}: still mounted: {', '.join(left)}")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def build_root(root: Path) -> None:
