@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def device_target(device: str) -> int | str:
     if not device:
         raise InputError("camera.device: no camera device configured for the opencv source")
     if device.isdigit():
-        if Path("/sys/class/video4linux").is_dir() and not Path(f"/dev/video{device}").exists():
+        if sys.platform.startswith("linux") and not Path(f"/dev/video{device}").exists():
             raise InputError(f"camera device /dev/video{device} (index {device}) does not exist")
         return int(device)
     if "://" not in device and not Path(device).exists():

@@ -58,6 +58,7 @@ def test_file_source_realtime_pacing_sleeps_on_the_injected_clock() -> None:
     "cfg, message",
     [
         (CameraConfig(source="opencv", device="/dev/video97"), "/dev/video97 does not exist"),
+        (CameraConfig(source="opencv", device="97"), r"/dev/video97 \(index 97\) does not exist"),
         (CameraConfig(source="opencv", device=""), "no camera device configured"),
         (CameraConfig(source="file", device="/nonexistent/clip.mp4"), "video file not found"),
     ],
