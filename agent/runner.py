@@ -32,6 +32,7 @@ from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
 from agent.status.reload import ConfigWatcher
+from agent.status.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +210,13 @@ def stop_services(services: list[Any]) -> None:
 
 
 def _install_signals(pipeline: Pipeline, result: RunResult) -> Callable[[], None]:
+    notifier = Notifier()  # systemd learns at once that the stop has begun (no-op outside systemd)
+
     def handler(signum: int, _frame: FrameType | None) -> None:
         if not pipeline.stopping:
             log.info("%s: finishing the open segment and event, then stopping",
                      signal.Signals(signum).name)
+            notifier.notify("STOPPING=1", "STATUS=stopping: finishing the open segment and event")
         result.signalled = True
         pipeline.stop()
 

@@ -106,6 +106,8 @@ def test_config_change_is_applied_while_recording(tmp_path: Path, control_room: 
             messages = [m for _, m in sock.messages]
             ready = [i for i, m in enumerate(messages) if m.startswith("READY=1")]
             assert ready and "STOPPING=1" in messages[ready[0]:], messages
+            # systemd hears of the stop when the signal arrives, before the segment is finished
+            assert any(m.startswith("STOPPING=1\nSTATUS=stopping") for m in messages[ready[0]:]), messages
         finally:
             if proc.poll() is None:
                 proc.kill()
