@@ -14,12 +14,17 @@ from control_room import names
 
 _RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# Times outside these years are refused: year 1 or 9999 overflow when pages shift them to UK time.
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _utc(value: Any) -> datetime:
     if not isinstance(value, str) or not _RFC3339_Z.fullmatch(value):
         raise ValueError("must be an RFC 3339 UTC time ending in Z")
-    return datetime.fromisoformat(value[:26].rstrip("Z") + "+00:00").astimezone(UTC)
+    parsed = datetime.fromisoformat(value[:26].rstrip("Z") + "+00:00").astimezone(UTC)
+    if not _EARLIEST <= parsed < _LATEST:
+        raise ValueError("must be between 1970 and 2100")
+    return parsed
 
 
 def _pattern(pattern: re.Pattern[str], what: str) -> AfterValidator:

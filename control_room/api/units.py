@@ -96,7 +96,10 @@ def _accept(verdict: T | Refusal) -> T:
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
         raise Refusal(415, "Content-Type must be application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json gives up on deep nesting with RecursionError, not ValueError
+        raise Refusal(400, "body is nested too deeply") from None
     if body is None:
         raise Refusal(400, "body is not valid JSON")
     if not isinstance(body, dict):

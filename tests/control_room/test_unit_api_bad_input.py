@@ -79,6 +79,11 @@ CASES = [
      "unit_id in the body does not match the path"),
     ("too many acks", HB, "own", json.dumps({**GOOD, "acked": ["a"] * 101}), 400, "acked"),
     ("oversized", HB, "own", json.dumps({**GOOD, "pad": "x" * 20_000}), 413, "body too large"),
+    ("deeply nested JSON", HB, "own", '{"schema": 1, "x": ' + "[" * 3000 + "]" * 3000 + "}", 400,
+     "body is nested too deeply"),
+    ("GPS time in year 1", HB, "own",
+     json.dumps({**GOOD, "gps": {**GOOD["gps"], "time": "0001-01-01T00:00:00Z"}}), 400,
+     "gps.time: must be between 1970 and 2100"),
     ("not JSON content type", HB, "own-text", json.dumps(GOOD), 415, "Content-Type must be application/json"),
 ]
 
@@ -145,6 +150,8 @@ EVENT_CASES = [
                                               "sha256": bodies.SHA}}}, "objects.snapshot.key"),
     ("clip state without clip", {"state": "clip_uploaded"}, "objects.clip is required"),
     ("unknown state", {"state": "deleted"}, "state"),
+    ("start in year 9999", {"start": "9999-12-31T23:59:59Z"}, "start: must be between 1970 and 2100"),
+    ("end in year 1", {"end": "0001-01-01T00:00:00Z"}, "end: must be between 1970 and 2100"),
 ]
 
 
