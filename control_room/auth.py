@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from control_room import audit
 from control_room.db import get_session
@@ -83,7 +84,7 @@ def _check_csrf() -> None:
         return
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
-    if not expected or not hmac.compare_digest(str(expected), sent):
+    if not expected or not hmac.compare_digest(str(expected).encode(), sent.encode()):
         abort(400, description="missing or wrong CSRF token: reload the page and try again")
 
 
@@ -126,6 +127,19 @@ def require(permission: str) -> Callable[[F], F]:
     return decorator
 
 
+@cache
+def _decoy_hash() -> str:
+    """A hash of no one's password: checked for unknown or disabled names so they cost the same time."""
+    return generate_password_hash(secrets.token_urlsafe(32), method="scrypt")
+
+
+def _password_ok(user: User | None, password: str) -> bool:
+    if user is None or not getattr(user, "active", True):
+        check_password_hash(_decoy_hash(), password)
+        return False
+    return user.check_password(password)
+
+
 def _recent_failures(username: str, now: datetime) -> int:
     stmt = (
         select(func.count())
@@ -163,7 +177,7 @@ def login() -> Any:
             "auth/login.html", error="Too many failed attempts: try again in 15 minutes.", next=""
         ), 429
     user = db.scalar(select(User).where(User.username == username)) if username else None
-    if user is None or not getattr(user, "active", True) or not user.check_password(password):
+    if not _password_ok(user, password):
         audit.record(db, None, "login_failed", "user", username, {"ip": request.remote_addr})
         db.commit()
         return render_template("auth/login.html", error="Wrong user name or password.", next=""), 401

@@ -88,6 +88,25 @@ def test_repeated_failures_lock_the_name_out(client) -> None:  # noqa: ANN001
     assert client.get("/").status_code == 302
 
 
+@pytest.mark.parametrize("username", ["alice", "nobody", "bob-disabled"])
+def test_every_refused_login_costs_one_slow_hash(client, engine, factory, monkeypatch, username: str) -> None:  # noqa: ANN001
+    """An unknown or disabled name is not answered faster than a wrong password (no name probing)."""
+    import hashlib
+
+    from control_room import auth
+
+    auth._decoy_hash()  # made once per process, on first use
+    factory.user("bob-disabled", "operator", "herts")
+    with session_scope(engine) as s:
+        s.scalar(select(User).where(User.username == "bob-disabled")).active = False
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    real_scrypt, calls = hashlib.scrypt, []
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(1) or real_scrypt(*a, **k))
+    answer = client.post("/login", data={"username": username, "password": "wrong", "csrf_token": token})
+    assert answer.status_code == 401
+    assert len(calls) == 1
+
+
 def test_login_without_csrf_is_refused(client) -> None:  # noqa: ANN001
     client.get("/login")
     answer = client.post("/login", data={"username": "alice", "password": "correct horse battery"})
@@ -101,6 +120,7 @@ def test_state_changes_without_csrf_are_refused(client, path: str) -> None:  # n
     login(client, "alice")
     assert client.post(path, data={"name": "x"}).status_code == 400
     assert client.post(path, data={"csrf_token": "forged"}).status_code == 400
+    assert client.post(path, data={"csrf_token": "forg\u00e9"}).status_code == 400  # not a 500
     assert client.get("/").status_code == 200  # the session survived
 
 
