@@ -81,6 +81,14 @@ def s3_client(app: Flask | None = None) -> Any:
     return client
 
 
+def own_bucket(bucket: str) -> bool:
+    """Only the configured footage bucket is read: a unit may name a bucket, not choose where we read."""
+    return bucket == current_app.config["SETTINGS"].s3_bucket
+
+
+FOREIGN_BUCKET = Verification("error", "bad", "the unit named a bucket this control room does not read")
+
+
 def _checksum_hex(value: Any) -> str | None:
     """S3's base64 ChecksumSHA256 as hex; a multipart composite ("...-3") is not a file digest."""
     if not isinstance(value, str) or "-" in value:
@@ -95,6 +103,8 @@ def verify(bucket: str, obj: StoredObject) -> Verification:
     """Compare the announced SHA-256 and size with what the bucket says about the object."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if not own_bucket(bucket):
+        return FOREIGN_BUCKET
     if not obj.sha256:
         return Verification("unchecked", "muted", "no SHA-256 was announced for this object")
     try:
@@ -127,6 +137,8 @@ def verify_by_reading(bucket: str, obj: StoredObject) -> Verification:
     """Read the whole object and hash it: the strongest check, for when storage holds no checksum."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if not own_bucket(bucket):
+        return FOREIGN_BUCKET
     digest = hashlib.sha256()
     try:
         body = s3_client().get_object(Bucket=bucket, Key=obj.key)["Body"]
@@ -153,6 +165,8 @@ def stream(bucket: str, obj: StoredObject, range_header: str | None, download: b
     """The object's bytes (or the asked range, 206) streamed from S3 in chunks; errors as 404/416/502."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if not own_bucket(bucket):
+        return Response("footage in a bucket this control room does not read\n", 404, mimetype="text/plain")
     wanted = parse_range(range_header)
     kwargs = {"Bucket": bucket, "Key": obj.key}
     if wanted:

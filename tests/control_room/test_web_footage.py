@@ -194,3 +194,30 @@ def test_event_page_asks_for_the_footage_around_the_event(app, alice, world: Wor
     with session_scope(engine) as s:
         [row] = s.scalars(select(Instruction)).all()
         assert row.params["start"] == "2026-11-18T10:14:00.000Z" and row.created_by_id is not None
+
+
+def test_footage_is_read_only_from_the_control_rooms_bucket(  # noqa: ANN001
+    app, alice, world: World, engine, s3_endpoint: str, clip_file: Path
+) -> None:
+    """A unit naming another bucket (its key still under its own prefix) gets nothing read from it."""
+    from control_room.provision import rotate_token
+    from tests.control_room.web_fixtures import event_body, footage_key, put_footage
+
+    stamp = "20261118T102000.000Z"
+    movie = put_footage(s3_endpoint, footage_key(world.herts_unit, stamp, "clip.mp4"), clip_file,
+                        bucket="elsewhere-footage")
+    body = event_body(world.herts_unit, stamp, {"clip": movie.as_protocol()})
+    body["bucket"] = "elsewhere-footage"
+    with session_scope(engine) as s:
+        token = rotate_token(s, world.herts_unit)
+    answer = app.test_client().post(f"/api/v1/units/{world.herts_unit}/events", json=body,
+                                    headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    with session_scope(engine) as s:
+        pk = s.scalar(text("SELECT id FROM events WHERE event_id = :e"), {"e": body["event_id"]})
+    clip = alice.get(f"/events/{pk}/clip")
+    assert clip.status_code == 404 and b"bucket" in clip.data
+    page = alice.get(f"/events/{pk}").get_data(as_text=True)
+    assert 'data-object="clip" data-state="error"' in page
+    alice.post(f"/events/{pk}/verify", data={"csrf_token": csrf_from(page)})
+    assert [r.detail["result"] for r in audit_rows(engine, "footage_verify")] == ["error"]
