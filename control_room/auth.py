@@ -51,6 +51,7 @@ CSRF_HEADER = "X-CSRF-Token"
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=8)
+FORM_LIMIT_BYTES = 1024 * 1024  # the pages' forms are a few KB; the unit API sets its own, smaller limit
 
 
 def init_app(app: Flask, secure_cookies: bool = False, exempt_prefixes: tuple[str, ...] = ("/api/",)) -> None:
@@ -61,6 +62,7 @@ def init_app(app: Flask, secure_cookies: bool = False, exempt_prefixes: tuple[st
         SESSION_COOKIE_SECURE=secure_cookies,
         SESSION_COOKIE_NAME="cctv_session",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        MAX_CONTENT_LENGTH=FORM_LIMIT_BYTES,
     )
     app.extensions["cctv_csrf_exempt"] = exempt_prefixes
     app.before_request(_load_user)

@@ -107,6 +107,15 @@ def test_every_refused_login_costs_one_slow_hash(client, engine, factory, monkey
     assert len(calls) == 1
 
 
+def test_huge_form_is_refused_before_it_is_read(client) -> None:  # noqa: ANN001
+    """An anonymous POST cannot make the service spool megabytes to disk (the CSRF check reads the form)."""
+    import io
+
+    big = {"username": "alice", "f": (io.BytesIO(b"x" * 3 * 1024 * 1024), "big.bin")}
+    answer = client.post("/login", data=big, content_type="multipart/form-data")
+    assert answer.status_code == 413
+
+
 def test_login_without_csrf_is_refused(client) -> None:  # noqa: ANN001
     client.get("/login")
     answer = client.post("/login", data={"username": "alice", "password": "correct horse battery"})
