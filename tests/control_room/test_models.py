@@ -59,6 +59,12 @@ def test_audit_log_is_append_only_in_the_database(engine, factory):
     if engine.dialect.name == "postgresql":
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(text("TRUNCATE audit_log"))
+    columns = "id, at, user_id, username, action, item_type, item_id, detail"
+    copy = "SELECT id, at, user_id, username, 'nothing', item_type, item_id, detail FROM audit_log"
+    overwrite = (f"INSERT OR REPLACE INTO audit_log ({columns}) {copy}" if engine.dialect.name == "sqlite"
+                 else f"INSERT INTO audit_log ({columns}) {copy} ON CONFLICT (id) DO UPDATE SET action = 'x'")
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(overwrite))  # SQLite's REPLACE deletes without firing DELETE triggers
     with session_scope(engine) as s:
         rows = s.scalars(select(AuditLog)).all()
     assert [(r.action, r.item_id, r.detail) for r in rows] == [("clip_view", "e1", {"range": "bytes=0-"})]
