@@ -12,6 +12,7 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -117,12 +118,18 @@ class RetentionConfig(Section):
     min_free_percent: float = Field(10.0, ge=1, le=90)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def https_only(v: str) -> str:
-    """TLS is never optional on the wire: plain http only to this machine (tests, a local proxy)."""
-    loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-    if v and not v.startswith("https://") and not any(
-        v == p or v.startswith((p + ":", p + "/")) for p in loopback
-    ):
+    """TLS is never optional on the wire: plain http only to this machine (tests, a local proxy).
+
+    The host is judged as a URL parser sees it: "http://localhost:80@example.org/" goes to
+    example.org, so user info (and a backslash, which parsers read differently) is refused."""
+    if not v or v.startswith("https://"):
+        return v
+    parts = urlsplit(v)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or "@" in parts.netloc or "\\" in v:
         raise ValueError("must be an https:// URL (plain http only to 127.0.0.1/localhost)")
     return v
 

@@ -110,3 +110,10 @@ def test_world_readable_file_without_secrets_loads(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     path.chmod(0o644)
     assert load_config(path, env={}).unit.id == "herts-mcu-001"
+
+
+@pytest.mark.parametrize("url", ["http://localhost:443@cr.example.org/", "http://127.0.0.1:8080@cr.example.org"])
+def test_status_url_cannot_smuggle_a_remote_host_past_the_loopback_exception(url: str) -> None:
+    # the bearer token would go to cr.example.org over plain http
+    with pytest.raises(ConfigError, match="status.url: .*https://"):
+        parse_config({"unit": {"id": "herts-mcu-001"}, "status": {"url": url}}, env={})

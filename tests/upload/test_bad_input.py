@@ -197,6 +197,11 @@ def test_an_unset_bucket_is_a_clear_config_error(tmp_path: Path) -> None:
         ("ftp://s3.example.org", False),
         ("https://s3.example.org:9000", True),
         ("http://127.0.0.1:9000", True),
+        ("http://[::1]:9000/", True),
+        # user info: the host is s3.example.org, so the secret key's signatures would go out in clear
+        ("http://127.0.0.1:9000@s3.example.org/", False),
+        ("http://localhost:80@s3.example.org", False),
+        ("http://localhost\\@s3.example.org", False),
     ],
 )
 def test_s3_endpoint_must_use_tls_except_on_this_machine(endpoint: str, ok: bool) -> None:
