@@ -166,7 +166,11 @@ def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s:
         interval_s = min(60.0, max(10.0, cfg.recording.segment_seconds))
     conn = connect(db_path(cfg.unit.data_dir))
     try:
-        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock))
+        # Without the upload pipeline nothing ever marks an event uploaded: events age out like footage
+        # (not kept past max_age_days, nor counted lost when the disk fills).
+        never_pending = None if cfg.upload.enabled else (lambda _event_id: False)
+        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock),
+                              is_pending=never_pending)
         while True:
             try:
                 retention.run_once()

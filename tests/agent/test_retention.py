@@ -4,11 +4,13 @@ uploaded events, held footage, pending events counted as lost), and recording ke
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
 from agent.retention import DiskUsage, Retention, add_hold, uploaded_marker
+from agent.runner import retention_loop
 from agent.segments import SegmentIndex, SegmentRecorder
 from agent.sources import open_source
 from agent.state import StateStore
@@ -134,3 +136,27 @@ def test_full_disk_keeps_recording_and_deletes_oldest(tmp_path) -> None:
     usage = disk(tmp_path)
     assert usage.free >= usage.total * 0.10
     assert all(s.path.exists() for s in kept)
+
+
+def test_without_uploads_events_age_out_like_footage(tmp_path) -> None:
+    # upload.enabled = false: no uploaded markers ever appear, yet events must not outlive max_age_days
+    cfg = unit_config(tmp_path, retention={"max_age_days": 31}, upload={"enabled": False})
+    clock = ManualClock(wall=1_767_225_600.0 + 40 * 86400)
+    now = clock.time()
+    old = make_event(tmp_path, "unit-1-old", 1000, now - 32 * 86400, uploaded=False)
+    young = make_event(tmp_path, "unit-1-young", 1000, now - 30 * 86400, uploaded=False)
+    stop = threading.Event()
+    stop.set()  # one pass
+    retention_loop(cfg, clock, stop)
+    assert not old.exists() and young.exists()
+    assert StateStore(connect(db_path(tmp_path)), clock).counters().get("events_lost", 0) == 0
+
+
+def test_with_uploads_an_old_event_not_yet_uploaded_is_kept(tmp_path) -> None:
+    cfg = unit_config(tmp_path, retention={"max_age_days": 31}, upload={"bucket": "b"})
+    clock = ManualClock(wall=1_767_225_600.0 + 40 * 86400)
+    pending = make_event(tmp_path, "unit-1-old", 1000, clock.time() - 32 * 86400, uploaded=False)
+    stop = threading.Event()
+    stop.set()
+    retention_loop(cfg, clock, stop)
+    assert pending.exists()
