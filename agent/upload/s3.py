@@ -202,10 +202,23 @@ def part_plan(size: int, part_size: int) -> list[tuple[int, int, int]]:
     return [(i + 1, off, min(part_size, size - off)) for i, off in enumerate(range(0, size, part_size))]
 
 
+def _already_there(t: S3Target, job: Job) -> bool:
+    """The job's object is in the bucket with its size and SHA-256 (False if we may not HEAD)."""
+    try:
+        head = t.client.head_object(Bucket=t.bucket, Key=job.key)
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (403, 404):
+            return False
+        raise
+    return head.get("ContentLength") == job.size and head.get("Metadata", {}).get("sha256") == job.sha256
+
+
 def _resume(
     t: S3Target, job: Job, queue: UploadQueue, plan: dict[int, int], unit_id: str
-) -> tuple[str, dict[int, Part]]:
-    """Reconcile the persisted parts with ListParts; start a new upload if the old one is gone."""
+) -> tuple[str | None, dict[int, Part]]:
+    """Reconcile the persisted parts with ListParts; start a new upload if the old one is gone.
+
+    (None, {}) when the old one was completed already: nothing is left to send."""
     if job.upload_id:
         server = _server_parts(t, job)
         if server is not None:
@@ -220,6 +233,12 @@ def _resume(
             queue.replace_parts(job.id, good)
             log.info("%s: resuming upload with %d of %d parts already in", job.key, len(good), len(plan))
             return job.upload_id, {p.number: p for p in good}
+        if _already_there(t, job):  # completed, but the answer was lost (link cut, kill -9)
+            log.info("%s: upload %s completed before its answer was lost; not sent again",
+                     job.key, job.upload_id)
+            queue.replace_parts(job.id, [])
+            queue.set_upload_id(job.id, None)
+            return None, {}
         log.warning("%s: multipart upload %s is gone; starting again", job.key, job.upload_id)
         queue.add_stale(job.upload_id, job.key or "")
     resp = t.client.create_multipart_upload(
@@ -237,6 +256,8 @@ def put_multipart(t: S3Target, job: Job, path: Path, queue: UploadQueue, unit_id
     """Resumable multipart upload: only the parts the server lacks are sent; returns Complete's answer."""
     plan = part_plan(job.size, t.part_size)
     upload_id, done = _resume(t, job, queue, {n: ln for n, _, ln in plan}, unit_id)
+    if upload_id is None:
+        return {}  # verify() checks the object with HEAD
     for number, offset, length in plan:
         if number in done:
             continue
