@@ -112,31 +112,47 @@ class EventWriter:
                 if more:
                     try:
                         item = self._queue.get(timeout=0.5 if pending else 1.0)
-                        if item is None:
-                            more = False
-                        elif isinstance(item, Event):
-                            note(conn, self._run_id, self._on_timeline(conn, item), closed=False)
-                        else:
-                            item.event = self._on_timeline(conn, item.event)
-                            note(conn, self._run_id, item.event, closed=True)
-                            self._hold(conn, item)
-                            pending.append(item)
                     except queue.Empty:
-                        pass
+                        item = False
+                    if item is None:
+                        more = False
+                    elif item is not False:
+                        self._take(conn, item, pending)
                 elif pending:
                     self._recording_done.wait(0.5)
                 pending = [c for c in pending if not self._try_write(conn, state, c)]
         finally:
             conn.close()
 
+    def _take(self, conn: sqlite3.Connection, item: ClosedEvent | Event, pending: list[ClosedEvent]) -> None:
+        """Journal an opened event, or journal, hold and queue a closed one. A database error (full
+        disk, long lock) costs only the journal entry or the hold: the writer thread lives on."""
+        try:
+            if isinstance(item, Event):
+                note(conn, self._run_id, self._on_timeline(conn, item), closed=False)
+                return
+            pending.append(item)
+            item.event = self._on_timeline(conn, item.event)
+            note(conn, self._run_id, item.event, closed=True)
+            self._hold(conn, item)
+        except sqlite3.Error as err:
+            log.error("event journal: %s (the event is still written)", err)
+
     def _try_write(self, conn: sqlite3.Connection, state: StateStore, closed: ClosedEvent) -> bool:
         """Write the event if its footage is ready (or will never be); True when done with it."""
-        ev = closed.event = self._on_timeline(conn, closed.event)
-        # Only this run's footage: an earlier run's may sit just before in time after a clock reset.
-        segs = [s for s in self._covering(conn, ev.clip_start_wall, ev.clip_end_wall)
-                if getattr(s, "id", self._run_after + 1) > self._run_after]
+        late = self._recording_done.is_set() or self._clock.monotonic() >= closed.deadline
+        try:
+            ev = closed.event = self._on_timeline(conn, closed.event)
+            # Only this run's footage: an earlier run's may sit just before in time after a clock reset.
+            segs = [s for s in self._covering(conn, ev.clip_start_wall, ev.clip_end_wall)
+                    if getattr(s, "id", self._run_after + 1) > self._run_after]
+        except sqlite3.Error as err:  # e.g. a full disk: try again, unless it is time to give up waiting
+            log.error("event %s: cannot look up its footage: %s", closed.event.event_id, err)
+            if not late:
+                return False
+            ev, segs = closed.event, []
         covered = bool(segs) and max(s.end for s in segs) >= ev.clip_end_wall - 0.05
-        if not (covered or self._recording_done.is_set() or self._clock.monotonic() >= closed.deadline):
+        if not (covered or late):
             return False
         try:
             path = self.write(closed, segs)
@@ -149,12 +165,23 @@ class EventWriter:
             log.exception("event %s: could not be written", ev.event_id)
             return True
         finally:
-            forget(conn, ev.event_id)
+            self._release(conn, closed)
+        self.published.append(path)
+        try:
+            self._report(state, ev)
+        except sqlite3.Error as err:
+            log.error("event %s: motion state not updated: %s", ev.event_id, err)
+        return True
+
+    def _release(self, conn: sqlite3.Connection, closed: ClosedEvent) -> None:
+        """Drop the journal entry and the hold of a finished event (left behind, both are harmless:
+        the next start sees the record published, and the hold expires by itself)."""
+        try:
+            forget(conn, closed.event.event_id)
             if closed.hold_id is not None:
                 remove_hold(conn, closed.hold_id)
-        self.published.append(path)
-        self._report(state, ev)
-        return True
+        except sqlite3.Error as err:
+            log.error("event %s: journal entry or hold not released: %s", closed.event.event_id, err)
 
     def _recover(self, conn: sqlite3.Connection, state: StateStore) -> None:
         """Publish the events an earlier run journalled but never published (it was killed)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -184,3 +185,29 @@ def test_writer_publishes_what_a_dead_run_left_in_the_journal(segments, tmp_path
     assert rec.clip_start == "2026-01-01T00:00:06.000Z"  # keyframe before start - pre-roll
     assert rec.clip_end == "2026-01-01T00:00:40.000Z"  # the end of that run's footage
     assert sorted(f.role for f in rec.files) == ["clip", "snapshot", "snapshot_boxes"]
+
+
+def test_a_database_error_does_not_kill_the_event_writer(segments, tmp_path) -> None:
+    """A full disk or a long lock makes a SQLite call fail now and then; the writer thread must live on
+    (a dead one still leaves the watchdog fed) and write this event and the next."""
+    cfg = _config(tmp_path, masks=False)
+    calls = {"n": 0}
+
+    def covering(conn, a, b):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return [s for s in segments if s.end > a and s.start < b]
+
+    done = threading.Event()  # recording goes on: the writer waits for the footage
+    writer = EventWriter(cfg, tmp_path, ManualClock(), done, covering=covering)
+    writer.start()
+    first, second = _event(3.0, 5.0), _event(22.0, 24.0)
+    writer.submit(ClosedEvent(first, None))
+    writer.submit(ClosedEvent(second, None))
+    writer.close_input()
+    writer.join(20)
+    assert not writer.is_alive()
+    ids = sorted(read_event(p).event_id for p in writer.published)
+    assert ids == sorted([first.event_id, second.event_id]) and len(set(ids)) == 2
+    assert all("clip" in [f.role for f in read_event(p).files] for p in writer.published)
