@@ -57,6 +57,7 @@ def send_event(session: requests.Session, cfg: Config, body: dict[str, Any]) -> 
             timeout=st.timeout_s,
             verify=str(st.ca_bundle) if st.ca_bundle else True,
             headers={"Authorization": f"Bearer {st.token.get_secret_value()}"},
+            allow_redirects=False,  # a redirect (login page, plain http) is not a delivery
         )
     except requests.RequestException as err:
         raise TransientError(f"control room unreachable: {type(err).__name__}") from None

@@ -90,3 +90,41 @@ def test_without_a_control_room_url_no_notification_is_queued(
         "done",
     )
     assert q.conn.execute("SELECT COUNT(*) FROM upload_jobs WHERE kind = 'notify'").fetchone()[0] == 0
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """A control room behind a proxy that sends the POST to a login page (302 -> GET 200 HTML)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(302)
+        self.send_header("Location", "/login")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        out = b"<html>sign in</html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_redirected_notification_is_not_taken_for_delivered(tmp_path: Path) -> None:
+    import requests
+
+    from agent.errors import PermanentError
+    from agent.upload.notify import send_event
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = make_config(tmp_path, "http://127.0.0.1:1", "b", status={"url": url, "token": "t0ken"})
+        with pytest.raises(PermanentError, match="302"):
+            send_event(requests.Session(), cfg, {"event_id": "herts-mcu-001-20260101T000000.000Z"})
+    finally:
+        server.shutdown()
