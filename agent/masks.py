@@ -14,11 +14,16 @@ import numpy as np
 Polygon = Sequence[tuple[float, float]]
 
 
+def pixel_polygons(polygons: Sequence[Polygon], width: int, height: int) -> list[np.ndarray]:
+    """The polygons in pixel coordinates of a (width, height) frame, as cv2.fillPoly takes them."""
+    return [np.array([[round(x * (width - 1)), round(y * (height - 1))] for x, y in poly], np.int32)
+            for poly in polygons]
+
+
 def polygon_mask(polygons: Sequence[Polygon], width: int, height: int) -> np.ndarray:
     """uint8 mask (height, width): 255 inside any polygon, 0 elsewhere."""
     mask = np.zeros((height, width), np.uint8)
-    for poly in polygons:
-        pts = np.array([[round(x * (width - 1)), round(y * (height - 1))] for x, y in poly], np.int32)
+    for pts in pixel_polygons(polygons, width, height):
         cv2.fillPoly(mask, [pts], 255)
     return mask
 
@@ -45,6 +50,7 @@ class PrivacyMasker:
         self._polygons = list(polygons)
         self._fill = fill
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._points: dict[tuple[int, int], list[np.ndarray]] = {}
 
     @property
     def active(self) -> bool:
@@ -57,9 +63,22 @@ class PrivacyMasker:
         return self._cache[key]
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """Blank the masked area of an (h, w) grey or (h, w, 3) BGR image in place; return it."""
+        """Blank the masked area of an (h, w) grey or (h, w, 3) BGR image in place; return it.
+
+        Per frame: cv2.fillPoly touches only the masked pixels (the same ones as mask_for), where
+        boolean indexing would allocate index arrays the size of the mask (~15 ms a 1080p frame)."""
         if self._polygons:
             h, w = image.shape[:2]
             fill = self._fill if image.ndim == 3 else self._fill[0]
-            image[self.mask_for(w, h)] = fill
+            if image.flags.c_contiguous and image.flags.writeable and image.dtype == np.uint8:
+                for pts in self._points_for(w, h):
+                    cv2.fillPoly(image, [pts], fill)
+            else:
+                image[self.mask_for(w, h)] = fill
         return image
+
+    def _points_for(self, width: int, height: int) -> list[np.ndarray]:
+        key = (width, height)
+        if key not in self._points:
+            self._points[key] = pixel_polygons(self._polygons, width, height)
+        return self._points[key]
