@@ -19,7 +19,7 @@ from watchdog.observers import Observer
 from agent.clock import Clock
 from agent.config import Config
 from agent.errors import InputError
-from agent.outbox import OUTBOX_DIR, EventRecord, read_event
+from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.upload.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from agent.upload.queue import EventState, JobKind, Lane, NewJob, Priority, UploadQueue
 
@@ -125,7 +125,9 @@ class Intake:
         prefix = object_prefix(self._cfg, record)
         previous = self._queue.meta(CHAIN_HEAD)
         raw = build_manifest(record, self._cfg.unit.id, previous, self._key)
-        folder = Path(record.files[0].path).parent
+        # the event's own folder (for an event, where its files are): a range's segments share day
+        # folders with other ranges, and one range's manifest must not overwrite another's
+        folder = Path(EVENTS_DIR) / record.event_id
         write_manifest(self._cfg.unit.data_dir / folder, raw)
         digest = hashlib.sha256(raw).hexdigest()
         jobs = [

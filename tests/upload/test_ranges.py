@@ -73,3 +73,38 @@ def test_a_requested_range_uploads_its_segments_first_and_past_the_budget(
             end=datetime.fromtimestamp(t0 - 600, UTC),
         )
     )  # nothing recorded then: acknowledged
+
+
+def test_two_ranges_over_the_same_recordings_folder_each_keep_their_own_manifest(
+    tmp_path: Path, moto_url: str, bucket: str, s3_admin: Any, service: Any
+) -> None:
+    """A second request for the same afternoon must not overwrite the first one's manifest (it lived
+    beside the segments): the first manifest was then refused as altered and never uploaded."""
+    from agent.clock import SystemClock
+    from agent.upload.manifest import verify_chain
+    from agent.upload.ranges import queue_range
+
+    data = tmp_path / "data"
+    t0 = time.time() - 3600
+    add_segments(data, t0, 6)
+    cfg = make_config(data, moto_url, bucket)
+    conn = connect(db_path(data))
+    for ins, (a, b) in (("ins-1", (12, 38)), ("ins-2", (22, 58))):
+        start, end = datetime.fromtimestamp(t0 + a, UTC), datetime.fromtimestamp(t0 + b, UTC)
+        assert queue_range(cfg, SystemClock(), conn, ins, start, end)
+    service(cfg)
+    q = UploadQueue(connect(db_path(data)))
+    rids = [range_event_id("herts-mcu-001", i) for i in ("ins-1", "ins-2")]
+
+    def settled() -> bool:
+        rows = q.conn.execute("SELECT state FROM upload_jobs").fetchall()
+        return len(rows) == 9 and all(r[0] in ("done", "missing", "refused") for r in rows)  # 3+4 segments
+
+    wait_until(settled, 20, "both ranges settled")
+    assert [q.known_event(r).value for r in rids] == ["complete", "complete"]  # type: ignore[union-attr]
+    raws = []
+    for rid in rids:
+        prefix = object_prefix(cfg, read_event(data / "outbox" / f"{rid}.json"))
+        raws.append(s3_admin.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
+    assert [d["event_id"] for d in verify_chain(raws)] == rids
+    assert not list((data / "segments").glob("manifest.json"))
