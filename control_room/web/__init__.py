@@ -27,6 +27,7 @@ for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are sh
 
 def init_app(app: Flask) -> None:
     settings = app.config["SETTINGS"]
+    app.url_map.converters["int"] = common.DbIntConverter  # before any page route is registered
     auth.init_app(app, secure_cookies=settings.secure_cookies)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -23,7 +23,7 @@ def index() -> str:
     action = request.args.get("action", "")[:64]
     username = request.args.get("user", "")[:64]
     item = request.args.get("item", "")[:128]
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=common.db_int)
     stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(PAGE_SIZE)
     if not g.user.partnership_wide:
         stmt = stmt.join(User, AuditLog.user_id == User.id).where(User.council_id == g.user.council_id)

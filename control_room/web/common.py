@@ -12,11 +12,39 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, render_template
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from control_room.db import get_session
 from control_room.web.cells import human_age, human_bytes
 
 LONDON = ZoneInfo("Europe/London")
+DB_INT_MAX = 2**63 - 1  # what a database integer holds; a larger one in a query is an OverflowError
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def db_int(text: str) -> int:
+    """`type=` for request.args/form ids and counts: ValueError (the default is used) if out of range."""
+    value = int(text)
+    if not -DB_INT_MAX <= value <= DB_INT_MAX:
+        raise ValueError(f"{text[:20]}... does not fit a database integer")
+    return value
+
+
+class DbIntConverter(IntegerConverter):
+    """`<int:...>` in routes: a number a database id can be, else the route does not match (404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def to_utc(value: datetime) -> datetime | None:
+    """A time from a form or query (naive = UK local) in UTC; None outside 1970-2100 (or overflowing)."""
+    try:
+        utc = (value if value.tzinfo else value.replace(tzinfo=LONDON)).astimezone(UTC)
+    except OverflowError:
+        return None
+    return utc if EARLIEST <= utc < LATEST else None
 
 
 def db() -> Session:

@@ -54,14 +54,17 @@ def _local_datetime(text: str | None, complain: bool) -> datetime | None:
         if complain:
             flash(f"Ignored a time that is not a date and time: {text[:40]}", "error")
         return None
-    return value if value.tzinfo else value.replace(tzinfo=common.LONDON)
+    utc = common.to_utc(value)
+    if utc is None and complain:
+        flash(f"Ignored a time outside 1970-2100: {text[:40]}", "error")
+    return utc
 
 
 def read_filters(complain: bool = False) -> Filters:
     return Filters(
-        council=request.args.get("council", type=int),
+        council=request.args.get("council", type=common.db_int),
         unit=request.args.get("unit", "")[:64],
-        site=request.args.get("site", type=int),
+        site=request.args.get("site", type=common.db_int),
         since=_local_datetime(request.args.get("since"), complain),
         until=_local_datetime(request.args.get("until"), complain),
     )
@@ -88,7 +91,7 @@ def filtered(f: Filters) -> Select[Any]:
 @require("footage")
 def index() -> str:
     f = read_filters(complain=True)
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=common.db_int)
     stmt = filtered(f)
     if before is not None:
         stmt = stmt.where(Event.id < before)
@@ -116,7 +119,7 @@ def index() -> str:
 @require("footage")
 def feed() -> Any:
     """Events newer than `after` that match the filters, as rendered rows for the list to prepend."""
-    after = request.args.get("after", 0, type=int)
+    after = request.args.get("after", 0, type=common.db_int)
     stmt = filtered(read_filters()).where(Event.id > after).order_by(Event.id.desc()).limit(PAGE_SIZE)
     rows = list(common.db().scalars(stmt))
     html = render_template("events/_rows.html", rows=rows, new=True) if rows else ""

@@ -44,10 +44,10 @@ class FleetFilter:
     @classmethod
     def from_request(cls) -> FleetFilter:
         return cls(
-            council=request.args.get("council", type=int),
+            council=request.args.get("council", type=common.db_int),
             attention=request.args.get("attention") == "1",
             search=request.args.get("q", "")[:64].strip(),
-            page=max(1, request.args.get("page", 1, type=int)),
+            page=max(1, request.args.get("page", 1, type=common.db_int)),
         )
 
     def args(self, page: int | None = None) -> dict[str, str]:

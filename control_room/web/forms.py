@@ -5,7 +5,7 @@ A field that cannot be accepted raises FormError naming it; the view answers 400
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from flask import request
 
@@ -58,4 +58,7 @@ def local_datetime(field: str, required: bool = True) -> datetime | None:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise FormError(f"{field.replace('_', ' ')} must be a date and time") from None
-    return (value if value.tzinfo else value.replace(tzinfo=common.LONDON)).astimezone(UTC)
+    utc = common.to_utc(value)
+    if utc is None:
+        raise FormError(f"{field.replace('_', ' ')} must be between 1970 and 2100")
+    return utc

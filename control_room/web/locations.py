@@ -87,7 +87,8 @@ def site(site_id: int) -> Any:
 def _council_for_new_site() -> int:
     if not g.user.partnership_wide:
         return g.user.council_id
-    council = scope.get_or_404(common.db(), Council, g.user, id=request.form.get("council_id", 0, type=int))
+    council_id = request.form.get("council_id", 0, type=common.db_int)
+    council = scope.get_or_404(common.db(), Council, g.user, id=council_id)
     return council.id
 
 
@@ -122,7 +123,8 @@ def create_site() -> Any:
 
 
 def _deployment_fields(unit: Unit) -> dict[str, Any]:
-    place = scope.get_or_404(common.db(), Site, g.user, id=request.form.get("site_id", 0, type=int))
+    site_id = request.form.get("site_id", 0, type=common.db_int)
+    place = scope.get_or_404(common.db(), Site, g.user, id=site_id)
     if place.council_id != unit.council_id:
         raise forms.FormError("the site belongs to another council than the unit")
     start = forms.local_datetime("start", required=False) or common.now()

@@ -346,3 +346,38 @@ def test_fleet_pages_put_the_worst_units_first(app, unit, factory, monkeypatch) 
     page = alice.get("/?page=2").get_data(as_text=True)
     assert 'data-poll-url="/fleet/live?page=2"' in page
     assert re.findall(r'data-unit="(herts-mcu-\d+)"', page) == ["herts-mcu-002", "herts-mcu-003"]
+
+
+HUGE = "99999999999999999999999"  # more than a 64-bit database integer holds
+EXTREME_TIMES = ("0001-01-01T00:00+05:00", "9999-12-31T23:59-05:00")
+
+
+@pytest.mark.parametrize("path", [
+    f"/events/{HUGE}", f"/events/{HUGE}/clip", f"/locations/sites/{HUGE}", f"/events?council={HUGE}",
+    f"/events?before={HUGE}", f"/events/feed?site={HUGE}", f"/events/feed?after={HUGE}",
+    f"/audit?before={HUGE}", f"/?council={HUGE}",
+    *(f"/events{feed}?{arg}={t.replace('+', '%2B')}" for feed in ("", "/feed") for arg in ("since", "until")
+      for t in EXTREME_TIMES),
+])
+def test_out_of_range_numbers_and_times_in_urls_are_not_a_500(app, unit, factory, path: str) -> None:  # noqa: ANN001
+    factory.user("ada", "admin", "herts")
+    ada = app.test_client()
+    login(ada, "ada")
+    assert ada.get(path).status_code in (200, 404)
+
+
+def test_out_of_range_numbers_and_times_in_forms_are_400(app, unit, engine) -> None:  # noqa: ANN001
+    olga = app.test_client()
+    token = login(olga, "olga")
+    olga.post("/locations/sites", data={"csrf_token": token, "name": "Market", "lat": "51.7", "lon": "-0.3"})
+    deploy = {"csrf_token": token, "unit_id": unit.unit_id, "site_id": "1", "purpose": "ASB",
+              "dpia_ref": "D1", "review_date": "2026-12-01"}
+    for change in [{"site_id": HUGE}, *({"start": t} for t in EXTREME_TIMES),
+                   *({"planned_end": t} for t in EXTREME_TIMES)]:
+        assert olga.post("/locations/deploy", data={**deploy, **change}).status_code in (400, 404), change
+    for start in EXTREME_TIMES:
+        answer = olga.post(f"/units/{unit.unit_id}/request-upload",
+                           data={"csrf_token": token, "start": start, "end": start})
+        assert answer.status_code == 303
+    with session_scope(engine) as s:
+        assert s.scalars(select(Deployment)).all() == []
