@@ -96,10 +96,17 @@ def _load_user() -> None:
     if user_id is None:
         return
     user = get_session().get(User, user_id)
-    if user is None or not getattr(user, "active", True) or session.get("pw") != _password_stamp(user):
-        session.clear()  # deleted, disabled or password changed since login: log out everywhere
+    if (user is None or not getattr(user, "active", True) or session.get("pw") != _password_stamp(user)
+            or not _begun_after_logout(user)):
+        session.clear()  # deleted, disabled, password changed or logged out since: log out everywhere
         return
     g.user = user
+
+
+def _begun_after_logout(user: User) -> bool:
+    """The signed cookie outlives a logout; the user's `sessions_valid_after` ends it server-side."""
+    cutoff = user.sessions_valid_after
+    return cutoff is None or float(session.get("at", 0)) > cutoff.timestamp()
 
 
 def _password_stamp(user: User) -> str:
@@ -187,6 +194,7 @@ def login() -> Any:
     session.permanent = True
     session["user_id"] = user.id
     session["pw"] = _password_stamp(user)
+    session["at"] = now.timestamp()
     user.last_login_at = now
     audit.record(db, user, "login", "user", username, {"ip": request.remote_addr})
     db.commit()
@@ -198,6 +206,7 @@ def logout() -> Any:
     user = g.get("user")
     if user is not None:
         db = get_session()
+        user.sessions_valid_after = datetime.now(UTC)  # a copy of the cookie is useless from now on
         audit.record(db, user, "logout", "user", user.username, None)
         db.commit()
     session.clear()

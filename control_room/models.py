@@ -103,6 +103,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    sessions_valid_after: Mapped[datetime | None]  # set at logout: sessions begun before it are over
 
     council: Mapped[Council | None] = relationship()
 

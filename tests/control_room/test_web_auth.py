@@ -139,6 +139,22 @@ def test_logout_with_csrf_ends_the_session(client) -> None:  # noqa: ANN001
     assert client.get("/").status_code == 302
 
 
+def test_a_copied_session_cookie_dies_at_logout(app, client) -> None:  # noqa: ANN001
+    """Logging out ends the session server-side: a cookie copied before (shared PC, proxy log) is useless."""
+    token = login(client, "alice")
+    stolen = client.get_cookie("cctv_session").value
+    other = app.test_client()
+    login(other, "alice")  # the same person on a second machine
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("cctv_session", stolen)
+    answer = thief.get("/")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/login")
+    assert other.get("/").status_code == 302  # logging out ends every session of that person
+    login(client, "alice")
+    assert client.get("/").status_code == 200  # and a new log-in works
+
+
 def test_changed_password_ends_old_sessions(client, engine) -> None:  # noqa: ANN001
     login(client, "alice")
     with session_scope(engine) as s:
