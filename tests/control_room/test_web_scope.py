@@ -121,3 +121,14 @@ def test_audit_log_page_for_admins_only_and_scoped(app, world: World, factory) -
     everyone = as_user(app, "pat").get("/audit?action=event_view").get_data(as_text=True)
     assert world.herts_unit + "-" in everyone and world.beds_unit + "-" in everyone
     assert as_user(app, "alice").get("/audit").status_code == 403
+
+
+def test_council_admin_sees_who_else_opened_their_footage(app, world: World, factory) -> None:  # noqa: ANN001
+    """A partnership admin's look at a council's footage is in that council's audit log (not another's)."""
+    pat = as_user(app, "pat")
+    pat.get(f"/events/{world.herts_event}/snapshot")
+    pat.get(f"/events/{world.beds_event}/snapshot")
+    factory.user("hanna", "admin", "herts")
+    hanna = as_user(app, "hanna").get("/audit?action=snapshot_view").get_data(as_text=True)
+    assert hanna.count('data-action="snapshot_view"') == 1
+    assert "pat" in hanna and world.herts_unit + "-" in hanna and world.beds_unit + "-" not in hanna
