@@ -13,7 +13,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from control_room import names
 
 _RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# No control characters (C0, DEL, C1) and no bidirectional overrides, which make shown text lie.
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")
 # Times outside these years are refused: year 1 or 9999 overflow when pages shift them to UK time.
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
