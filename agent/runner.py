@@ -26,13 +26,14 @@ from agent.eventwriter import EventWriter
 from agent.fsutil import remove_stale_tmp
 from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.pipeline import LiveMasker, Pipeline, Recorder
-from agent.retention import Retention
+from agent.retention import Retention, marker_is_pending
 from agent.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
 from agent.status.reload import ConfigWatcher
 from agent.status.sdnotify import Notifier
+from agent.upload.queue import upload_is_pending
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,16 @@ def recorder_factory(cfg: Config, clock: Clock, masker: LiveMasker
     return make
 
 
+def pending_upload(cfg: Config, conn: sqlite3.Connection) -> Callable[[str], bool]:
+    """Retention's is_pending: uploaded if the marker or the queue in agent.db says so (a kill -9 can
+    fall between an event's last DONE and its marker). Without the upload pipeline nothing is ever
+    pending: events age out like footage (not kept past max_age_days, nor counted lost)."""
+    if not cfg.upload.enabled:
+        return lambda _event_id: False
+    marker, queued = marker_is_pending(cfg.unit.data_dir), upload_is_pending(conn)
+    return lambda event_id: marker(event_id) and queued(event_id)
+
+
 def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float | None = None) -> None:
     """Thread: age and free-space retention until `stop` is set, once per segment length (10-60 s)
     so a filling disk is caught within a segment or two."""
@@ -166,11 +177,8 @@ def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s:
         interval_s = min(60.0, max(10.0, cfg.recording.segment_seconds))
     conn = connect(db_path(cfg.unit.data_dir))
     try:
-        # Without the upload pipeline nothing ever marks an event uploaded: events age out like footage
-        # (not kept past max_age_days, nor counted lost when the disk fills).
-        never_pending = None if cfg.upload.enabled else (lambda _event_id: False)
         retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock),
-                              is_pending=never_pending)
+                              is_pending=pending_upload(cfg, conn))
         while True:
             try:
                 retention.run_once()

@@ -160,3 +160,25 @@ def test_with_uploads_an_old_event_not_yet_uploaded_is_kept(tmp_path) -> None:
     stop.set()
     retention_loop(cfg, clock, stop)
     assert pending.exists()
+
+
+def test_an_event_uploaded_just_before_a_crash_ages_out_without_its_marker(tmp_path) -> None:
+    """kill -9 between the last job's DONE (committed) and the uploaded/<id> marker: the database says
+    complete, and it is the source of truth; the event must not be kept forever, nor counted lost."""
+    from agent.upload.queue import JobKind, JobState, Lane, NewJob, UploadQueue
+
+    cfg = unit_config(tmp_path, retention={"max_age_days": 31}, upload={"bucket": "b"})
+    clock = ManualClock(wall=1_767_225_600.0 + 40 * 86400)
+    now = clock.time()
+    done = make_event(tmp_path, "unit-1-done", 1000, now - 32 * 86400, uploaded=False)
+    waiting = make_event(tmp_path, "unit-1-waiting", 1000, now - 32 * 86400, uploaded=False)
+    q = UploadQueue(connect(db_path(tmp_path)))
+    for eid in ("unit-1-done", "unit-1-waiting"):
+        q.add_event(eid, [NewJob(JobKind.FILE, "snapshot", Lane.FAST, f"events/{eid}/clip.mp4", "k", 1000)],
+                    now - 32 * 86400, {})
+    job = q.conn.execute("SELECT id FROM upload_jobs WHERE event_id = 'unit-1-done'").fetchone()[0]
+    q.set_state(job, JobState.DONE, now=now - 32 * 86400)  # ... and the crash, before the marker
+    stop = threading.Event()
+    stop.set()
+    retention_loop(cfg, clock, stop)
+    assert not done.exists() and waiting.exists()
