@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator
 
 from agent.errors import ConfigError
 
@@ -142,13 +142,13 @@ class UploadConfig(Section):
     prefix: str = "units"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    ca_bundle: Path | None = Field(None, description="extra CA bundle; TLS verification is never disabled")
+    ca_bundle: FilePath | None = Field(None, description="extra CA bundle (must exist); TLS always verified")
     multipart_threshold_mb: float = Field(8.0, ge=5, le=5000)
     part_size_mb: float = Field(8.0, ge=5, le=5000)
     bandwidth_limit_kbps: float = Field(0.0, ge=0, description="0 = unlimited")
     monthly_budget_mb: float = Field(8000.0, ge=0, description="clips wait past this; 0 = unlimited")
     budget_reset_day: int = Field(1, ge=1, le=28)
-    signing_key: Path | None = Field(None, description="Ed25519 private key (PEM) for manifests")
+    signing_key: FilePath | None = Field(None, description="Ed25519 private key (PEM) for manifests")
     timeout_s: float = Field(30.0, gt=0, le=600, description="connect and per-read/write timeout of S3 calls")
 
     @field_validator("endpoint_url")
@@ -163,7 +163,7 @@ class StatusConfig(Section):
     token: SecretStr | None = None
     interval_s: float = Field(60.0, ge=5, le=3600)
     timeout_s: float = Field(10.0, gt=0, le=120)
-    ca_bundle: Path | None = None
+    ca_bundle: FilePath | None = None  # a missing file is refused at load, not at every request
     config_version: str = Field("", max_length=64, description="set by Ansible; reported in heartbeats")
     gpsd: str = Field("127.0.0.1:2947", description="gpsd host:port; '' = no GPS")
     modem: bool = Field(True, description="ask ModemManager (mmcli) for the 4G modem state")

@@ -117,3 +117,15 @@ def test_status_url_cannot_smuggle_a_remote_host_past_the_loopback_exception(url
     # the bearer token would go to cr.example.org over plain http
     with pytest.raises(ConfigError, match="status.url: .*https://"):
         parse_config({"unit": {"id": "herts-mcu-001"}, "status": {"url": url}}, env={})
+
+
+@pytest.mark.parametrize(("section", "key"), [("upload", "ca_bundle"), ("status", "ca_bundle"),
+                                              ("upload", "signing_key")])
+def test_a_missing_ca_bundle_or_key_file_is_refused_at_load(tmp_path: Path, section: str, key: str) -> None:
+    """Not found later at every request (heartbeats: a traceback a minute; uploads: retried forever)."""
+    missing = tmp_path / "missing.pem"
+    raw = {"unit": {"id": "herts-mcu-001"}, section: {key: str(missing)}}
+    with pytest.raises(ConfigError, match=f"{section}.{key}: "):
+        parse_config(raw, env={})
+    missing.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    assert getattr(getattr(parse_config(raw, env={}), section), key) == missing
