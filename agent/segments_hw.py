@@ -44,8 +44,7 @@ class Finished:
     t1: float  # monotonic end
     frames: int
     size: int
-    sha256: str
-    synced: bool
+    synced: bool  # hashed by the pipeline thread (_drain), not on the encoder thread
 
 
 class _SegmentFile:
@@ -69,8 +68,7 @@ class _SegmentFile:
     def finish(self, end_t: float) -> Finished:
         self.container.close()
         publish(self.tmp, self.final)
-        return Finished(self.final, self.t0, end_t, self.frames, self.final.stat().st_size,
-                        sha256_file(self.final), self.synced)
+        return Finished(self.final, self.t0, end_t, self.frames, self.final.stat().st_size, self.synced)
 
 
 def segment_output_class(base: type) -> type:
@@ -194,7 +192,7 @@ class Picamera2Recorder:
                 return
             offset = self._timeline.offset_for(done.t0)
             segment = self._index.add(done.path, done.t0 + offset, done.t1 + offset, done.frames, done.size,
-                                      done.sha256, done.synced and self._timeline.synced, done.t0,
+                                      sha256_file(done.path), done.synced and self._timeline.synced, done.t0,
                                       self._timeline.run_id)
             self._timeline.published(segment)
             self.last_segment = segment

@@ -127,3 +127,34 @@ def test_without_picamera2_installed_the_error_says_what_to_do(tmp_path, monkeyp
     cfg = pi_config(tmp_path)
     with pytest.raises(InputError, match="python3-picamera2"):
         make_source(cfg.camera, ManualClock()).open()
+
+
+def test_segment_hashing_is_off_the_encoder_output_lock(tmp_path, fake_picamera2, monkeypatch) -> None:
+    """Hashing a finished segment reads the whole file (MBs on an SD card): not while picamera2's
+    encoder thread is inside outputframe holding the output lock, where it stalls the encoder."""
+    import agent.segments_hw as hw
+
+    cfg = pi_config(tmp_path)
+    outputs: list = []
+    held: list[bool] = []
+    real_class = hw.segment_output_class
+
+    def recording_class(base):
+        cls = real_class(base)
+
+        class Spy(cls):  # type: ignore[misc, valid-type]
+            def __init__(self, *a, **kw) -> None:
+                super().__init__(*a, **kw)
+                outputs.append(self)
+        return Spy
+
+    def spy_sha256(path, *a):
+        held.append(any(o._lock.locked() for o in outputs))
+        return sha256_file(path, *a)
+
+    monkeypatch.setattr(hw, "segment_output_class", recording_class)
+    monkeypatch.setattr(hw, "sha256_file", spy_sha256)
+    index, _, _ = run(cfg, ManualClock(), fake_picamera2, 9)
+    segments = index.all()
+    assert len(segments) == 3 and held and not any(held)
+    assert all(sha256_file(s.path) == s.sha256 for s in segments)
