@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -42,7 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="unit config (TOML)")
 
 
+# Footage and agent.db are personal data: nothing for other users, even when started by hand from a
+# shell (umask 022) rather than by systemd (UMask=0027). Clips and snapshots also set 0640 themselves.
+UMASK = 0o027
+
+
 def main(args: argparse.Namespace) -> int:
+    os.umask(UMASK)
     cfg = resolve_paths(load_config(args.config), Path.cwd())
     watcher = ConfigWatcher(args.config, cfg, transform=lambda c: resolve_paths(c, Path.cwd()))
 

@@ -271,3 +271,22 @@ def test_run_applies_retention_to_old_footage(tmp_path) -> None:
     now = SegmentIndex(connect(db_path(tmp_path))).all()
     assert not any(s.path.exists() for s in old)
     assert now and all(s.start >= T0 + 40 * 86400 - 1 for s in now)
+
+
+def test_run_started_by_hand_writes_nothing_world_readable(tmp_path) -> None:
+    """Commissioning: `cctv-agent run` from a root shell (umask 022), outside systemd's UMask=0027.
+    Segments, clips, snapshots, records and agent.db are personal data: no file or folder for others."""
+    import os
+    import stat
+
+    data_dir = tmp_path / "unit"
+    cfg = _write_config(tmp_path / "unit.toml", data_dir, device=str(footage(VTEST)), pace="fast")
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
+    assert out.returncode == 0, out.stderr
+    paths = [data_dir, *data_dir.rglob("*")]
+    assert any(p.suffix == ".mp4" and "recordings" in p.parts for p in paths)
+    assert any(p.name == "agent.db" for p in paths) and any(p.parent.name == "outbox" for p in paths)
+    open_to_others = [f"{p.relative_to(tmp_path)} {stat.filemode(p.stat().st_mode)}" for p in paths
+                      if p.stat().st_mode & 0o007]
+    assert open_to_others == []
