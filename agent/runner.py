@@ -189,7 +189,7 @@ def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s:
         while True:
             try:
                 retention.run_once()
-            except OSError as err:
+            except (OSError, sqlite3.Error) as err:  # the next pass tries again: never a dead thread
                 log.error("retention failed: %s", err)
             if stop.wait(interval_s):
                 return

@@ -182,3 +182,27 @@ def test_an_event_uploaded_just_before_a_crash_ages_out_without_its_marker(tmp_p
     stop.set()
     retention_loop(cfg, clock, stop)
     assert not done.exists() and waiting.exists()
+
+
+def test_a_database_error_does_not_end_retention(tmp_path, monkeypatch) -> None:
+    """A long lock or a full disk makes one pass fail; the retention thread must live on (a dead one
+    keeps footage past max_age_days until the disk fills)."""
+    import sqlite3
+
+    cfg = unit_config(tmp_path, retention={"max_age_days": 31}, upload={"enabled": False})
+    clock = ManualClock(wall=1_767_225_600.0 + 40 * 86400)
+    old = make_event(tmp_path, "unit-1-old", 1000, clock.time() - 32 * 86400, uploaded=False)
+    stop = threading.Event()
+    real = Retention.run_once
+    calls = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        stop.set()
+        return real(self)
+
+    monkeypatch.setattr(Retention, "run_once", flaky)
+    retention_loop(cfg, clock, stop, interval_s=0.01)
+    assert len(calls) == 2 and not old.exists()
