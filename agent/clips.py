@@ -6,6 +6,7 @@ under a temporary name, fsynced and renamed (agent.fsutil), so a final name alwa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +20,8 @@ import numpy as np
 from agent.errors import InputError
 from agent.fsutil import atomic_write_bytes, publish, tmp_path_for
 from agent.masks import PrivacyMasker
+
+log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
 BOX_COLOUR = (0, 0, 255)  # BGR red
@@ -139,7 +142,10 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
             cut = _Cut(out, start, end)
             for seg in ordered:
-                cut.segment(seg)
+                try:
+                    cut.segment(seg)
+                except (av.error.FFmpegError, OSError) as err:  # damaged or gone: a gap, not a lost event
+                    log.warning("%s: segment unreadable, left out of the clip: %s", seg.path, err)
                 if cut.done:
                     break
             if cut.written == 0:

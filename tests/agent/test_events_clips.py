@@ -211,3 +211,19 @@ def test_a_database_error_does_not_kill_the_event_writer(segments, tmp_path) -> 
     ids = sorted(read_event(p).event_id for p in writer.published)
     assert ids == sorted([first.event_id, second.event_id]) and len(set(ids)) == 2
     assert all("clip" in [f.role for f in read_event(p).files] for p in writer.published)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "gone"])
+def test_an_unreadable_segment_leaves_a_gap_not_a_lost_event(segments, tmp_path, damage) -> None:
+    """SD-card damage (or a file gone) in one of the covering segments: the clip keeps the footage of
+    the others (a gap, as for a camera reopen); it used to raise an FFmpeg/OS error and the writer
+    dropped the whole event, snapshots and record included."""
+    bad = tmp_path / "bad.mp4"
+    if damage == "garbage":
+        bad.write_bytes(b"\0" * 4096 + segments[1].path.read_bytes()[4096:])
+    broken = [segments[0], replace(segments[1], path=bad), segments[2]]
+    info = cut_clip(broken, T0 + 5.0, T0 + 25.0, tmp_path / "clip.mp4")
+    assert info.start <= T0 + 5.0 and info.end >= T0 + 24.9
+    assert info.packets == round((T0 + 10 - info.start) * 10) + round((info.end - T0 - 20) * 10)
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == info.packets
