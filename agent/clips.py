@@ -144,7 +144,10 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
             for seg in ordered:
                 try:
                     cut.segment(seg)
-                except (av.error.FFmpegError, OSError) as err:  # damaged or gone: a gap, not a lost event
+                except (av.error.FFmpegError, OSError) as err:
+                    if getattr(err, "filename", None) != str(seg.path):
+                        raise  # writing the clip failed (a full disk): no clip
+                    # a damaged or vanished segment: a gap in the clip, not a lost event
                     log.warning("%s: segment unreadable, left out of the clip: %s", seg.path, err)
                 if cut.done:
                     break
