@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/motion.py
 	$(BIN)/python benchmarks/upload.py
 	$(BIN)/python benchmarks/recording.py
+	$(BIN)/python benchmarks/masks.py
 	$(BIN)/python benchmarks/events.py
 	$(BIN)/python benchmarks/heartbeat.py
 	$(BIN)/python benchmarks/control_room.py
