@@ -87,6 +87,13 @@ class Intake:
         self._key = key
         self._threshold = int(cfg.upload.multipart_threshold_mb * 1024 * 1024)
 
+    def take_all(self, paths: list[Path], recheck_rejected: bool = True) -> bool:
+        """take() each record not queued yet, judged by one query (the outbox keeps every record it
+        ever got: a per-record lookup made each rescan cost more every month); True if any was queued."""
+        rows = self._queue.conn.execute("SELECT event_id, state FROM upload_events").fetchall()
+        skip = {r[0] for r in rows if not recheck_rejected or r[1] != EventState.REJECTED.value}
+        return any([self.take(p, recheck_rejected) for p in paths if p.stem not in skip])
+
     def take(self, path: Path, recheck_rejected: bool = True) -> bool:
         """Queue the event of one record; False if already known or rejected (logged)."""
         event_id = path.stem

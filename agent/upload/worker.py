@@ -183,7 +183,7 @@ class UploadService:
         conn.close()
 
     def _take_all(self, intake: Intake, outbox: Path, recheck_rejected: bool = True) -> None:
-        if any([intake.take(p, recheck_rejected) for p in scan_outbox(outbox)]):
+        if intake.take_all(scan_outbox(outbox), recheck_rejected):
             self._wake_all()
 
     def _lane_loop(self, lane: Lane) -> None:
