@@ -12,7 +12,6 @@ run; writes benchmarks/results/events.json.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_results  # noqa: E402
 
 from agent.clips import cut_clip  # noqa: E402
 from agent.clock import ManualClock, SystemClock  # noqa: E402
@@ -137,10 +138,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as d:
         results = {"clip": bench_clip(Path(d)), "pipeline": bench_pipeline(Path(d))}
-    dest = ROOT / "benchmarks" / "results" / "events.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    write_results("events", results)
     return 0
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import write_results  # noqa: E402
+
 from agent.clock import ManualClock  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 from agent.status.heartbeat import HeartbeatClient, build_payload, encode  # noqa: E402
@@ -204,9 +206,7 @@ def main() -> None:
         },
         "monthly_mb_payload_only_every_60s": monthly_mb(len(sizes["typical"]), 60.0),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULTS, result, indent=2)
 
 
 if __name__ == "__main__":

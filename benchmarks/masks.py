@@ -8,7 +8,6 @@ benchmarks/results/masks.json.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -18,6 +17,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_results  # noqa: E402
 
 from agent.masks import PrivacyMasker  # noqa: E402
 
@@ -53,10 +54,7 @@ def main() -> int:
             results[f"{name}_{label}"] = {"ms_per_frame_median": round(statistics.median(times) * 1000, 3),
                                           "ms_per_frame_mean": round(statistics.fmean(times) * 1000, 3)}
     results["_setup"] = {"frames": N, "masks": len(MASKS), "masked_fraction": round(float(mask.mean()), 3)}
-    out = ROOT / "benchmarks" / "results" / "masks.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    write_results("masks", results)
     return 0
 
 

@@ -9,7 +9,6 @@ baselines in one run; writes benchmarks/results/recording.json.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_results  # noqa: E402
 
 from agent.clock import ManualClock  # noqa: E402
 from agent.config import parse_config  # noqa: E402
@@ -123,10 +124,7 @@ def main() -> int:
             "browser_playable": name != "opencv_mp4v",
         }
     results["_setup"] = {"frames": len(images), "size": list(SIZE), "fps": 10, "clip": CLIP.name}
-    out = ROOT / "benchmarks" / "results" / "recording.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    write_results("recording", results)
     return 0
 
 

@@ -7,7 +7,6 @@ benchmarks/results/upload.json. Takes about two minutes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -24,6 +23,8 @@ from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_results  # noqa: E402
 
 from agent.clock import SystemClock  # noqa: E402
 from agent.upload.intake import object_prefix  # noqa: E402
@@ -217,10 +218,7 @@ def main() -> int:
     finally:
         proxy.stop()
         server.stop()
-    path = ROOT / "benchmarks" / "results" / "upload.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in out.items() if k != "details"}, indent=1))
+    write_results("upload", out, shown={k: v for k, v in out.items() if k != "details"})
     return 0
 
 
