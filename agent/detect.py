@@ -1,7 +1,7 @@
 """`cctv-agent detect VIDEO`: the unit's detector and event logic over a recorded file, flat out.
 
 Site tuning for engineers: the same file source, MotionDetector and EventTracker as `run` (via
-agent.pipeline.Analyser), but nothing is recorded, written or uploaded; events go to stdout.
+agent.detection.analyser.Analyser), but nothing is recorded, written or uploaded; events go to stdout.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from agent.clock import SystemClock
 from agent.config import Config, UnitConfig, load_config
+from agent.detection.analyser import Analyser
 from agent.errors import InputError
-from agent.events import Event
-from agent.pipeline import Analyser
+from agent.events.tracker import Event
 from agent.sources import make_source
 from agent.sources.file import probe_video
 

@@ -22,13 +22,14 @@ from typing import Any
 from agent.clock import Clock, ClockWatch, SystemClock, probe_timedatectl
 from agent.config import Config, load_config
 from agent.db import connect, db_path
+from agent.detection.masks import LiveMasker
 from agent.errors import AgentError, InputError
-from agent.eventwriter import EventWriter
+from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
+from agent.events.writer import EventWriter
 from agent.fsutil import remove_stale_tmp
-from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
-from agent.pipeline import LiveMasker, Pipeline, Recorder
-from agent.retention import Retention, marker_is_pending
-from agent.segments import SegmentIndex, make_recorder, recordings_dir
+from agent.pipeline import Pipeline, Recorder
+from agent.recording.retention import Retention, marker_is_pending
+from agent.recording.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore

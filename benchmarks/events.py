@@ -1,8 +1,8 @@
 """Benchmark: event clip cutting and the whole `run`/`detect` pipeline, each beside a baseline in one
 run; writes benchmarks/results/events.json.
 
-- clip: a 20 s event clip from 720p 10 s segments recorded by agent.segments.SegmentRecorder.
-  `stream_copy` is agent.clips.cut_clip (no re-encode); the baseline `reencode` decodes the same
+- clip: a 20 s event clip from 720p 10 s segments recorded by agent.recording.segments.SegmentRecorder.
+  `stream_copy` is agent.events.clips.cut_clip (no re-encode); the baseline `reencode` decodes the same
   range and encodes it again with libx264 ultrafast into a faststart MP4. Median of repeated cuts.
 - pipeline: CPU seconds (all threads, time.process_time) per second of video over the sample clip
   (480x360, 10 fps, 79.5 s) read flat out: `run` (decode + H.264 recording + motion + events +
@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from report import write_results  # noqa: E402
 
-from agent.clips import cut_clip  # noqa: E402
 from agent.clock import ManualClock, SystemClock  # noqa: E402
 from agent.config import Config, UnitConfig, parse_config  # noqa: E402
 from agent.db import connect, db_path  # noqa: E402
 from agent.detect import detect_file  # noqa: E402
+from agent.events.clips import cut_clip  # noqa: E402
+from agent.recording.segments import SegmentIndex, SegmentRecorder  # noqa: E402
 from agent.runner import run  # noqa: E402
-from agent.segments import SegmentIndex, SegmentRecorder  # noqa: E402
 from agent.sources import Frame, make_source  # noqa: E402
 
 CLIP = ROOT / ".." / "shared" / "data" / "opencv_vtest_480x360.avi"

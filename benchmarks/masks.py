@@ -2,7 +2,7 @@
 project's PrivacyMasker.apply beside the boolean-index baseline it replaced, in one run; writes
 benchmarks/results/masks.json.
 
-- privacy_masker: agent.masks.PrivacyMasker.apply (cv2.fillPoly of the cached pixel polygons).
+- privacy_masker: agent.detection.masks.PrivacyMasker.apply (cv2.fillPoly of the cached pixel polygons).
 - bool_index: image[mask] = fill with the cached boolean mask (the previous implementation).
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from report import write_results  # noqa: E402
 
-from agent.masks import PrivacyMasker  # noqa: E402
+from agent.detection.masks import PrivacyMasker  # noqa: E402
 
 # a typical site: a neighbour's window and a garden (two polygons, ~30% of the frame)
 MASKS = [[(0.0, 0.0), (0.25, 0.0), (0.25, 0.8), (0.0, 1.0)],

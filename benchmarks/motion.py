@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.config import MotionConfig  # noqa: E402
+from agent.detection.motion import MotionDetector  # noqa: E402
 from agent.fsutil import atomic_write_bytes  # noqa: E402
-from agent.motion import MotionDetector  # noqa: E402
 from tests.agent.motion_eval import EventScore, PixelScore, group_events, load_cdnet, score_events  # noqa: E402
 from tests.agent.synthetic import (  # noqa: E402
     DATA,

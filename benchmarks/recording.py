@@ -1,7 +1,7 @@
 """Benchmark: cost of continuous recording per 720p frame, the project's SegmentRecorder beside two
 baselines in one run; writes benchmarks/results/recording.json.
 
-- segment_recorder: agent.segments.SegmentRecorder (libx264 veryfast, zerolatency, 2 s GOP, 10 s
+- segment_recorder: agent.recording.segments.SegmentRecorder (libx264 veryfast, zerolatency, 2 s GOP, 10 s
   segments with fsync + rename + SHA-256 + index row).
 - x264_ultrafast: the same H.264 encode with preset ultrafast into one MP4 (no segmenting).
 - opencv_mp4v: OpenCV VideoWriter with MPEG-4 part 2 (what OpenCV can write; browsers cannot play it).
@@ -28,8 +28,8 @@ from report import write_results  # noqa: E402
 from agent.clock import ManualClock  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 from agent.db import connect, db_path  # noqa: E402
-from agent.masks import PrivacyMasker  # noqa: E402
-from agent.segments import SegmentIndex, SegmentRecorder  # noqa: E402
+from agent.detection.masks import PrivacyMasker  # noqa: E402
+from agent.recording.segments import SegmentIndex, SegmentRecorder  # noqa: E402
 from agent.sources import Frame  # noqa: E402
 
 CLIP = ROOT / ".." / "shared" / "data" / "opencv_vtest_480x360.avi"

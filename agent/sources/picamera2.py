@@ -1,7 +1,8 @@
 """Raspberry Pi CSI camera source via picamera2 (imported lazily: only on a Pi, from apt).
 
 The main stream (full resolution) feeds the hardware H.264 encoder when a recorder attaches one
-(agent.segments_hw), and is copied into Frame.image; the lores YUV420 stream's Y plane is Frame.gray.
+(agent.recording.segments_hw), and is copied into Frame.image; the lores YUV420 stream's Y plane
+is Frame.gray.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from watchdog.observers import Observer
 from agent.clock import Clock
 from agent.config import Config
 from agent.errors import InputError
-from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
+from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.upload.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from agent.upload.queue import EventState, JobKind, Lane, NewJob, Priority, UploadQueue
 

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from agent import __version__
 from agent.errors import ConfigError, InputError
+from agent.events.outbox import EventRecord
 from agent.fsutil import atomic_write_bytes, sha256_file
-from agent.outbox import EventRecord
 
 SCHEMA = 1
 MANIFEST_NAME = "manifest.json"

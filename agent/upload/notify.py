@@ -13,7 +13,7 @@ import requests
 
 from agent.config import Config
 from agent.errors import PermanentError, TransientError
-from agent.outbox import EventRecord
+from agent.events.outbox import EventRecord
 from agent.upload.queue import Job
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
 
-from agent.outbox import OUTBOX_DIR
+from agent.events.outbox import OUTBOX_DIR
 
 
 class JobState(StrEnum):

@@ -15,9 +15,9 @@ from pathlib import Path
 from agent import __version__
 from agent.clock import Clock, iso_utc
 from agent.config import Config
-from agent.outbox import EventFile, EventRecord, publish_event
-from agent.retention import add_hold
-from agent.segment_index import Segment, SegmentIndex
+from agent.events.outbox import EventFile, EventRecord, publish_event
+from agent.recording.index import Segment, SegmentIndex
+from agent.recording.retention import add_hold
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import AgentError, ConfigError, InputError, PermanentError, TransientError
+from agent.events.outbox import OUTBOX_DIR, read_event
 from agent.fsutil import atomic_write_bytes, sha256_file
-from agent.outbox import OUTBOX_DIR, read_event
-from agent.retention import uploaded_marker
+from agent.recording.retention import uploaded_marker
 from agent.state import StateStore
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, Stopped, TokenBucket
@@ -254,7 +254,7 @@ class UploadService:
             q.set_state(job.id, JobState.DONE, now=self.clock.time())
             self._last_error = None
             if q.known_event(job.event_id) is EventState.COMPLETE:
-                # the marker is retention's default contract (agent/retention.py); the DB is the truth
+                # the marker is retention's default contract (agent.recording.retention); the DB is the truth
                 atomic_write_bytes(uploaded_marker(self.cfg.unit.data_dir, job.event_id), b"")
             log.info("uploaded %s/%s (%d bytes, verified by %s)", job.event_id, job.role, job.size, how)
             self._wake_all()

@@ -33,7 +33,7 @@ class Seg:
 def encode_segments(src: Path, folder: Path, seg_s: float = 10.0, gop: int = 20,
                     max_frames: int | None = None) -> list[Seg]:
     """Re-encode a clip into H.264 MP4 segments starting at T0, a keyframe every `gop` frames,
-    each segment starting on a keyframe (as agent.segments does)."""
+    each segment starting on a keyframe (as agent.recording.segments does)."""
     folder.mkdir(parents=True, exist_ok=True)
     segs: list[Seg] = []
     out = stream = None

@@ -10,8 +10,8 @@ import sys
 from agent.clock import ClockWatch, SystemClock
 from agent.config import load_config
 from agent.db import connect, db_path
-from agent.masks import PrivacyMasker
-from agent.segments import SegmentIndex, SegmentRecorder
+from agent.detection.masks import PrivacyMasker
+from agent.recording.segments import SegmentIndex, SegmentRecorder
 from agent.sources import FrameTimeout, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore

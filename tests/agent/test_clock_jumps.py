@@ -8,7 +8,7 @@ import pytest
 
 from agent.clock import ClockWatch, ManualClock
 from agent.db import connect, db_path
-from agent.segments import SegmentIndex, SegmentRecorder
+from agent.recording.segments import SegmentIndex, SegmentRecorder
 from agent.sources import Frame, open_source
 from tests.agent.recording_support import VTEST, need, unit_config
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agent.config import EventsConfig, MotionConfig
-from agent.events import CloseReason, Event, EventTracker, Phase, event_id
-from agent.motion import MotionDetector
+from agent.detection.motion import MotionDetector
+from agent.events.tracker import CloseReason, Event, EventTracker, Phase, event_id
 
 CFG = EventsConfig(pre_roll_s=5, post_roll_s=10, max_clip_s=60)
 WALL0 = 1_767_225_600.0
@@ -182,7 +182,7 @@ def test_events_do_not_depend_on_where_the_clock_started(t0: float) -> None:
 def test_motion_behind_a_privacy_mask_makes_no_event(masked: bool, events: int) -> None:
     """The analysis stage (run and detect) never detects inside a privacy mask."""
     from agent.config import parse_config
-    from agent.pipeline import Analyser
+    from agent.detection.analyser import Analyser
     from agent.sources.base import Frame
 
     privacy = {"masks": [{"polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}]} if masked else {}

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 
 from agent import __version__
-from agent.clips import cut_clip, write_snapshots
 from agent.clock import ManualClock
 from agent.config import parse_config
 from agent.db import connect, db_path
+from agent.detection.masks import PrivacyMasker
 from agent.errors import InputError
-from agent.eventlog import note, open_journal
-from agent.events import EventTracker
-from agent.eventwriter import ClosedEvent, EventWriter
+from agent.events.clips import cut_clip, write_snapshots
+from agent.events.journal import note, open_journal
+from agent.events.outbox import read_event
+from agent.events.tracker import EventTracker
+from agent.events.writer import ClosedEvent, EventWriter
 from agent.fsutil import atomic_write_bytes, sha256_file
-from agent.masks import PrivacyMasker
-from agent.outbox import read_event
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, encode_segments, footage
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agent.config import MotionConfig, Zone
-from agent.motion import MotionDetector, MotionResult
+from agent.detection.motion import MotionDetector, MotionResult
 
 W, H = 320, 240
 

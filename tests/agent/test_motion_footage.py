@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.config import MotionConfig
-from agent.motion import MotionDetector, MotionResult
+from agent.detection.motion import MotionDetector, MotionResult
 from tests.agent.motion_eval import CDNET, PixelScore, load_cdnet
 from tests.agent.synthetic import DATA, read_frames
 

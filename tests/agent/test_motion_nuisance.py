@@ -4,7 +4,7 @@ and shake must never raise the motion flag once the detector has calibrated."""
 import pytest
 
 from agent.config import MotionConfig
-from agent.motion import MotionDetector
+from agent.detection.motion import MotionDetector
 from tests.agent import synthetic
 from tests.agent.synthetic import DATA, NUISANCES, nuisance_clip, still_bgr
 

@@ -20,10 +20,10 @@ from agent.config import parse_config
 from agent.db import connect, db_path
 from agent.detect import detect_file
 from agent.errors import InputError
+from agent.events.outbox import read_event
 from agent.fsutil import sha256_file
-from agent.outbox import read_event
+from agent.recording.index import SegmentIndex
 from agent.runner import run
-from agent.segment_index import SegmentIndex
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, footage
 

@@ -14,9 +14,10 @@ import pytest
 from agent.clock import ManualClock
 from agent.config import EventsConfig, MotionConfig, parse_config
 from agent.db import connect, db_path
-from agent.pipeline import Analyser, LiveMasker
+from agent.detection.analyser import Analyser
+from agent.detection.masks import LiveMasker
+from agent.recording.index import SegmentIndex
 from agent.runner import run
-from agent.segment_index import SegmentIndex
 from agent.sources.base import Frame
 from tests.agent.footage import T0
 

@@ -9,9 +9,9 @@ import pytest
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
+from agent.detection.masks import PrivacyMasker
 from agent.fsutil import sha256_file
-from agent.masks import PrivacyMasker
-from agent.segments import SegmentIndex, SegmentRecorder, segment_path
+from agent.recording.segments import SegmentIndex, SegmentRecorder, segment_path
 from agent.sources import open_source
 from tests.agent.recording_support import VTEST, decode_all, need, unit_config
 

@@ -12,8 +12,8 @@ import pytest
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
-from agent.retention import Retention
-from agent.segments import SegmentIndex, SegmentRecorder
+from agent.recording.retention import Retention
+from agent.recording.segments import SegmentIndex, SegmentRecorder
 from agent.sources import open_source
 from agent.state import StateStore
 from tests.agent.recording_support import VTEST, decode_all, need, unit_config

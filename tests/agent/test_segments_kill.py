@@ -15,7 +15,7 @@ import pytest
 
 from agent.db import connect, db_path
 from agent.fsutil import sha256_file
-from agent.segments import SegmentIndex
+from agent.recording.segments import SegmentIndex
 from tests.agent.recording_support import VTEST, decode_all, need
 
 ROOT = Path(__file__).resolve().parents[2]

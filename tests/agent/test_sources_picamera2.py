@@ -11,10 +11,10 @@ import pytest
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
+from agent.detection.masks import PrivacyMasker
 from agent.errors import InputError
 from agent.fsutil import sha256_file
-from agent.masks import PrivacyMasker
-from agent.segments import SegmentIndex, make_recorder
+from agent.recording.segments import SegmentIndex, make_recorder
 from agent.sources import FrameTimeout, check_device, make_source
 from agent.sources.supervisor import SupervisedSource
 from tests.agent.recording_support import decode_all, unit_config
@@ -132,7 +132,7 @@ def test_without_picamera2_installed_the_error_says_what_to_do(tmp_path, monkeyp
 def test_segment_hashing_is_off_the_encoder_output_lock(tmp_path, fake_picamera2, monkeypatch) -> None:
     """Hashing a finished segment reads the whole file (MBs on an SD card): not while picamera2's
     encoder thread is inside outputframe holding the output lock, where it stalls the encoder."""
-    import agent.segments_hw as hw
+    import agent.recording.segments_hw as hw
 
     cfg = pi_config(tmp_path)
     outputs: list = []

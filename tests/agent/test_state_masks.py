@@ -4,7 +4,7 @@ import numpy as np
 
 from agent.clock import ManualClock
 from agent.db import connect
-from agent.masks import PrivacyMasker, detection_mask
+from agent.detection.masks import PrivacyMasker, detection_mask
 from agent.state import StateStore
 
 

@@ -25,8 +25,8 @@ from moto.server import ThreadedMotoServer
 
 from agent.clock import SystemClock, iso_utc
 from agent.config import Config, parse_config
+from agent.events.outbox import EventFile, EventRecord, publish_event
 from agent.fsutil import atomic_write_bytes
-from agent.outbox import EventFile, EventRecord, publish_event
 from agent.upload.worker import RetryPolicy, UploadService
 from provisioning.iam import unit_policy
 from tests.upload.faultproxy import FaultProxy

@@ -15,7 +15,7 @@ import pytest
 
 from agent.cli import main as cli_main
 from agent.db import connect, db_path
-from agent.outbox import OUTBOX_DIR
+from agent.events.outbox import OUTBOX_DIR
 from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.queue import JobState, UploadQueue

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.db import connect, db_path
-from agent.outbox import read_event
-from agent.segment_index import SegmentIndex
+from agent.events.outbox import read_event
+from agent.recording.index import SegmentIndex
 from agent.status.instructions import UploadRange
 from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_manifest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.clock import SystemClock
 from agent.db import connect, db_path
-from agent.outbox import OUTBOX_DIR
+from agent.events.outbox import OUTBOX_DIR
 from agent.upload.intake import Intake
 from agent.upload.manifest import load_signing_key
 from agent.upload.queue import EventState, UploadQueue

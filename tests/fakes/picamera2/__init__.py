@@ -1,4 +1,4 @@
-"""Fake picamera2 (0.3.x API subset used by agent.sources.picamera2 and agent.segments_hw).
+"""Fake picamera2 (0.3.x API subset used by agent.sources.picamera2 and agent.recording.segments_hw).
 
 A frame is produced each time the app asks for one (capture_request + wait): deterministic, no wall
 sleeps. Like the real library, each frame first goes through `pre_callback(request)`, then to the

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from agent.clock import Clock, is_synced
-from agent.segment_index import Segment, SegmentIndex
+from agent.recording.index import Segment, SegmentIndex
 
 log = logging.getLogger(__name__)
 

@@ -82,3 +82,27 @@ class PrivacyMasker:
         if key not in self._points:
             self._points[key] = pixel_polygons(self._polygons, width, height)
         return self._points[key]
+
+
+class LiveMasker(PrivacyMasker):
+    """Privacy masks that a config reload can replace while frames flow: `update()` swaps in a new
+    PrivacyMasker in one assignment, so each frame is masked wholly by the old or the new set."""
+
+    live = True  # the picamera2 recorder installs its mask callback even while no mask is set
+
+    def __init__(self, polygons: Sequence[Polygon]) -> None:
+        super().__init__(polygons)
+        self._current = PrivacyMasker(polygons)
+
+    def update(self, polygons: Sequence[Polygon]) -> None:
+        self._current = PrivacyMasker(polygons)
+
+    @property
+    def active(self) -> bool:
+        return self._current.active
+
+    def mask_for(self, width: int, height: int) -> np.ndarray:
+        return self._current.mask_for(width, height)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        return self._current.apply(image)

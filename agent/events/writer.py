@@ -1,7 +1,7 @@
 """Event writer thread: turns closed events into files and an outbox record, off the capture path.
 
 Receives ClosedEvents from the analysis stage, waits until the segments covering each clip are
-closed, cuts the clip and snapshots (agent.clips), publishes the EventRecord (agent.outbox).
+closed, cuts the clip and snapshots (agent.events.clips), publishes the EventRecord (agent.events.outbox).
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from agent import __version__
-from agent.clips import ClipInfo, SegmentLike, cut_clip, frame_at, write_snapshots
 from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
+from agent.detection.masks import PrivacyMasker
 from agent.errors import AgentError
-from agent.eventlog import forget, left_behind, note, open_journal, recovered
-from agent.events import Event, on_timeline
+from agent.events.clips import ClipInfo, SegmentLike, cut_clip, frame_at, write_snapshots
+from agent.events.journal import forget, left_behind, note, open_journal, recovered
+from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventFile, EventRecord, publish_event
+from agent.events.tracker import Event, on_timeline
 from agent.fsutil import sha256_file
-from agent.masks import PrivacyMasker
-from agent.outbox import EVENTS_DIR, OUTBOX_DIR, EventFile, EventRecord, publish_event
-from agent.retention import add_hold, remove_hold, uploaded_marker
-from agent.segment_index import SegmentIndex
+from agent.recording.index import SegmentIndex
+from agent.recording.retention import add_hold, remove_hold, uploaded_marker
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Event files: the clip cut from the recorded segments by stream copy, and the peak-frame snapshots.
 
-Called by agent.eventwriter once the segments covering an event are closed; every file is written
+Called by agent.events.writer once the segments covering an event are closed; every file is written
 under a temporary name, fsynced and renamed (agent.fsutil), so a final name always holds a whole file.
 """
 
@@ -17,9 +17,9 @@ import av
 import cv2
 import numpy as np
 
+from agent.detection.masks import PrivacyMasker
 from agent.errors import InputError
 from agent.fsutil import atomic_write_bytes, publish, tmp_path_for
-from agent.masks import PrivacyMasker
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ END_SLACK_S = 0.002  # a frame exactly at the clip end (to the millisecond) belo
 
 
 class SegmentLike(Protocol):
-    """What the cutter reads from agent.segments.Segment."""
+    """What the cutter reads from agent.recording.segments.Segment."""
 
     path: Path
     start: float  # UTC epoch seconds of the first frame

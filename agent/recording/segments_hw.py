@@ -22,10 +22,10 @@ import av
 
 from agent.clock import Clock
 from agent.config import Config
+from agent.detection.masks import PrivacyMasker
 from agent.fsutil import publish, remove_stale_tmp, sha256_file, tmp_path_for
-from agent.masks import PrivacyMasker
-from agent.segment_index import Segment, SegmentIndex
-from agent.segment_time import Timeline
+from agent.recording.index import Segment, SegmentIndex
+from agent.recording.segment_time import Timeline
 from agent.sources.base import Frame
 from agent.sources.picamera2 import Picamera2Source, _import_picamera2
 from agent.state import StateStore
@@ -89,7 +89,7 @@ def segment_output_class(base: type) -> type:
             self._closed = False
 
         def _open_segment(self, t: float) -> None:
-            from agent.segments import segment_path
+            from agent.recording.segments import segment_path
 
             wall = t + self._clock.time() - self._clock.monotonic()
             final = segment_path(self._root, self._cfg.unit.id, wall)
@@ -155,7 +155,7 @@ class Picamera2Recorder:
                  source: Picamera2Source, state: StateStore | None = None,
                  on_segment: Callable[[Segment], None] | None = None) -> None:
         pc2 = _import_picamera2()
-        from agent.segments import recordings_dir
+        from agent.recording.segments import recordings_dir
 
         self._cfg, self._index, self._state, self._on_segment = cfg, index, state, on_segment
         root = recordings_dir(cfg.unit.data_dir)

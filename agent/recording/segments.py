@@ -21,10 +21,10 @@ import numpy as np
 
 from agent.clock import Clock, to_utc
 from agent.config import Config
+from agent.detection.masks import PrivacyMasker
 from agent.fsutil import publish, remove_stale_tmp, sha256_file, tmp_path_for
-from agent.masks import PrivacyMasker
-from agent.segment_index import Segment, SegmentIndex
-from agent.segment_time import Timeline
+from agent.recording.index import Segment, SegmentIndex
+from agent.recording.segment_time import Timeline
 from agent.sources.base import Frame
 from agent.state import StateStore
 
@@ -238,7 +238,7 @@ def make_recorder(cfg: Config, clock: Clock, index: SegmentIndex, masker: Privac
 
     backend = getattr(source, "inner", source)
     if isinstance(backend, Picamera2Source):
-        from agent.segments_hw import Picamera2Recorder
+        from agent.recording.segments_hw import Picamera2Recorder
 
         return Picamera2Recorder(cfg, clock, index, masker, backend, state, on_segment)  # type: ignore[return-value]
     return SegmentRecorder(cfg, clock, index, masker, state, on_segment)

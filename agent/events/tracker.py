@@ -1,7 +1,7 @@
 """Events: a pure state machine (idle -> active -> post-roll -> idle) over the detector's results.
 
 Fed by the pipeline's analysis thread and by `cctv-agent detect` alike, so both see the same events;
-closed events go to agent.clips, which cuts the clip from the segments and publishes the record.
+closed events go to agent.events.clips, which cuts the clip from the segments and publishes the record.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from agent.config import EventsConfig
-from agent.segment_time import JUMP_TOLERANCE_S
+from agent.recording.segment_time import JUMP_TOLERANCE_S
 
 Box = list[float]  # normalised [x, y, w, h]
 # Frame times are large floats (monotonic seconds since boot): boundaries compare with a margin so
@@ -23,7 +23,7 @@ CLOCK_STEP_S = JUMP_TOLERANCE_S  # wall vs frame time moving more than this = a 
 
 
 class MotionLike(Protocol):
-    """What the tracker reads from agent.motion.MotionResult."""
+    """What the tracker reads from agent.detection.motion.MotionResult."""
 
     t: float
     score: float

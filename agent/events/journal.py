@@ -9,7 +9,7 @@ import json
 import sqlite3
 from dataclasses import asdict, replace
 
-from agent.events import CloseReason, Event
+from agent.events.tracker import CloseReason, Event
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS event_journal (

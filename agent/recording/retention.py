@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from agent.clock import Clock
 from agent.config import Config
-from agent.outbox import EVENTS_DIR
-from agent.segment_index import Segment, SegmentIndex
+from agent.events.outbox import EVENTS_DIR
+from agent.recording.index import Segment, SegmentIndex
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from agent.config import MotionConfig
-from agent.masks import detection_mask
+from agent.detection.masks import detection_mask
 
 Box = tuple[float, float, float, float]
 
