@@ -45,6 +45,20 @@ class Settings(BaseModel):
     secure_cookies: bool = Field(False, description="session cookie only over HTTPS (set behind TLS)")
     gps_far_m: float = Field(200.0, ge=10, le=100_000, description="flag a unit this far from its site")
     web_poll_s: float = Field(5.0, ge=0.2, le=300, description="how often pages fetch new state")
+    # evidence and disclosure (control_room.evidence)
+    evidence_dir: Path | None = Field(None, description="evidence packages; default instance_dir/evidence")
+    evidence_signing_key_file: Path | None = Field(None, description="Ed25519 PEM; default in instance_dir")
+    evidence_org: str = Field("", max_length=200, description="producing organisation in packages")
+    evidence_max_range_h: float = Field(24.0, gt=0, le=24 * 31, description="longest time-range request")
+    share_default_days: int = Field(7, ge=1, le=90, description="share link lifetime by default")
+    share_max_days: int = Field(14, ge=1, le=90, description="longest share link lifetime allowed")
+    share_code_attempts: int = Field(5, ge=1, le=20, description="wrong codes before a link locks")
+    smtp_host: str = Field("", description="SMTP server for access codes; empty = cannot send")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = Field(True, description="STARTTLS with certificate verification")
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field("cctv-evidence@localhost", description="sender of access-code emails")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

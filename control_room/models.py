@@ -70,6 +70,8 @@ class InstructionType(enum.StrEnum):
     UPLOAD_RANGE = "upload_range"
     CONFIG_VERSION = "config_version"
     PING = "ping"
+    HOLD_RANGE = "hold_range"  # evidential hold: keep [start, end] past retention (control_room.evidence)
+    RELEASE_HOLD = "release_hold"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:

@@ -32,6 +32,9 @@ def init_app(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.jinja_env.filters.update(common.FILTERS)
+    from control_room import evidence  # police evidence pages (docs/evidence.md)
+
+    evidence.init_app(app)
     app.after_request(_security_headers)
 
 
