@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.outbox import EventFile, EventRecord
+from agent.events.outbox import EventFile, EventRecord
 from agent.upload.manifest import build_manifest
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
