@@ -159,8 +159,11 @@ def csv_lines(db: Session, stmt: Select[Any]) -> Iterator[str]:
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     yield buf.getvalue()
-    for row in db.scalars(stmt).unique():
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow([_safe_cell(v) for v in row_values(row, councils)])
-        yield buf.getvalue()
+    try:
+        for row in db.scalars(stmt).unique():
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow([_safe_cell(v) for v in row_values(row, councils)])
+            yield buf.getvalue()
+    finally:
+        db.rollback()  # end the read (SQLite takes the write lock at BEGIN) before the response closes

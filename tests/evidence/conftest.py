@@ -99,7 +99,7 @@ def code_from(message: Any) -> str:
     import re
 
     body = message.get_payload(decode=True).decode()
-    match = re.search(r"^\s{4}([A-Z0-9]{8})$", body, re.M)
+    match = re.search(r"^ {4}([A-Z0-9]{8})\r?$", body, re.M)
     assert match, body
     return match.group(1)
 
