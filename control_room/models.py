@@ -66,6 +66,14 @@ class EventState(enum.StrEnum):
     CLIP_UPLOADED = "clip_uploaded"
 
 
+class ReviewState(enum.StrEnum):
+    """Where an event is in the operators' workflow: new, acknowledged (someone is on it), reviewed."""
+
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    REVIEWED = "reviewed"
+
+
 class InstructionType(enum.StrEnum):
     UPLOAD_RANGE = "upload_range"
     CONFIG_VERSION = "config_version"
@@ -196,6 +204,7 @@ class Deployment(Base):
     recovered_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None]  # set by an edit or a recorded review (live pages look here)
 
     unit: Mapped[Unit] = relationship(back_populates="deployments")
     site: Mapped[Site] = relationship()
@@ -208,6 +217,7 @@ class Event(Base):
         Index("ix_events_council_start", "council_id", "start"),
         Index("ix_events_unit_start", "unit_pk", "start"),
         Index("ix_events_received_at", "received_at"),
+        Index("ix_events_council_review", "council_id", "review_state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -230,10 +240,47 @@ class Event(Base):
     previous_event_id: Mapped[str | None] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    review_state: Mapped[ReviewState] = mapped_column(
+        _enum(ReviewState, "review_state"), default=ReviewState.NEW, server_default=ReviewState.NEW.value
+    )
+    review_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    review_at: Mapped[datetime | None]
 
     unit: Mapped[Unit] = relationship()
     council: Mapped[Council] = relationship()
     site_ref: Mapped[Site | None] = relationship()
+
+
+class EventAction(Base):
+    """One step of the operators' workflow on an event (acknowledge, review, note, reopen): who, when.
+
+    Rows are only added; their increasing id is the cursor live pages use to fetch changed rows.
+    """
+
+    __tablename__ = "event_actions"
+    __table_args__ = (Index("ix_event_actions_event", "event_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeploymentReview(Base):
+    """A recorded review of a deployment (Surveillance Camera Code): outcome, who, when, next due date."""
+
+    __tablename__ = "deployment_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(Text)
+    next_review_date: Mapped[date] = mapped_column(Date)
 
 
 class AuditLog(Base):

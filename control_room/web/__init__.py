@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from control_room import auth
-from control_room.web import auditlog, common, events, fleet, locations, units
+from control_room.web import auditlog, common, events, fleet, locations, review, units
 
 # Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
 CSP = (
@@ -20,7 +20,7 @@ CSP = (
 )
 
 
-BLUEPRINTS = (fleet.bp, units.bp, events.bp, locations.bp, auditlog.bp)
+BLUEPRINTS = (fleet.bp, units.bp, events.bp, review.bp, locations.bp, auditlog.bp)
 for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are shared by every app
     common.add_error_pages(_blueprint)
 

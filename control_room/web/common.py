@@ -78,7 +78,28 @@ def local_time(value: datetime | date | None, with_seconds: bool = True) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S %Z" if with_seconds else "%Y-%m-%d %H:%M %Z")
 
 
-FILTERS = {"local_time": local_time, "bytes": human_bytes, "age": human_age}
+def ago(value: datetime | None, at: datetime) -> str:
+    """How long before `at` (the page's now) a time was: "40 s ago", "3 min ago"; pages keep it current."""
+    if value is None:
+        return "-"
+    return f"{human_age((at - value).total_seconds())} ago"
+
+
+def distance(metres: float | None) -> str:
+    """A distance people read at a glance: "35 m", "850 m", "30.3 km"."""
+    if metres is None:
+        return "-"
+    if metres < 1000:
+        return f"{metres:.0f} m"
+    return f"{metres / 1000:.1f} km" if metres < 100_000 else f"{metres / 1000:.0f} km"
+
+
+def iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+FILTERS = {"local_time": local_time, "bytes": human_bytes, "age": human_age, "ago": ago, "distance": distance,
+           "iso": iso}
 
 
 def _error_page(exc: HTTPException) -> tuple[str, int]:
