@@ -15,6 +15,7 @@ Method (also in docs/control_room_web.md):
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import write_results  # noqa: E402
+
+from agent.clock import ManualClock  # noqa: E402
 from control_room import create_app, provision  # noqa: E402
 from control_room.config import Settings  # noqa: E402
 from control_room.db import get_engine, session_scope  # noqa: E402
@@ -97,19 +101,110 @@ def run_size(units: int) -> dict:
     return result
 
 
-def main() -> int:
-    results = []
-    for units in SIZES:
-        result = run_size(units)
-        print(json.dumps(result))
-        results.append(result)
+# ---------------------------------------------------------------- live-update traffic of one open fleet page
+TRAFFIC_UNITS = 200
+TRAFFIC_MINUTES = 3
+
+
+def response_bytes(answer) -> int:  # noqa: ANN001
+    """What crosses the wire for one answer: status line, headers and body (HTTP/1.1, no compression)."""
+    head = f"HTTP/1.1 {answer.status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+    return len(head.encode()) + 2 + len(answer.data)
+
+
+class FullFragmentPoll:
+    """The fleet page before issue 13: the whole table (and map) fragment fetched every web_poll_s."""
+
+    name = "full_fragment_poll"
+
+    def __init__(self, client) -> None:  # noqa: ANN001
+        self.client = client
+
+    def poll(self) -> int:
+        answer = self.client.get("/fleet/live")
+        assert answer.status_code == 200, answer.status_code
+        return response_bytes(answer)
+
+
+def heartbeat_for(unit_id: str, seq: int, rng: random.Random) -> dict:
+    """A healthy unit's heartbeat whose numbers move as a real unit's do between two minutes."""
+    body = heartbeat_body(unit_id, seq)
+    body["modem"]["signal_percent"] = rng.randint(55, 80)
+    body["disk"]["free_bytes"] = 40 * 1024**3 - seq * 30 * 1024**2
+    body["uploads"]["pending"] = rng.choice((0, 0, 0, 1, 2))
+    body["system"]["cpu_temp_c"] = round(rng.uniform(48, 56), 1)
+    return body
+
+
+def measure_traffic(poller_class) -> dict:  # noqa: ANN001
+    """Bytes one open fleet page receives per minute, for 200 units each beating every 60 s (staggered)."""
+    folder = Path(tempfile.mkdtemp(prefix="cr-web-traffic-"))
+    clock = ManualClock(wall=1_795_000_000.0)
+    app = create_app(Settings(instance_dir=folder, secret_key="bench-secret-key-0123456789",
+                              heartbeat_interval_s=60, web_poll_s=5), migrate=True, clock=clock)
+    tokens: dict[str, str] = {}
+    with session_scope(get_engine(app)) as s:
+        provision.create_council(s, "herts", "Hertfordshire")
+        provision.create_user(s, "olga", "officer", "correct horse battery", "herts")
+        for i in range(TRAFFIC_UNITS):
+            unit, token = provision.create_unit(s, f"herts-mcu-{i:03d}", "herts")
+            tokens[unit.unit_id] = token
+            unit.lat, unit.lon = 51.70 + (i % 20) * 2e-3, -0.30 + (i // 20) * 2e-3
+            if i % 2 == 0:
+                site = Site(council_id=unit.council_id, name=f"site {i}", lat=unit.lat, lon=unit.lon)
+                s.add(site)
+                s.flush()
+                s.add(Deployment(unit_pk=unit.id, site_id=site.id, purpose="p", dpia_ref="D-1",
+                                 start=clock.now(), review_date=date(2027, 1, 1)))
+    rng = random.Random(13)
+    client = app.test_client()
+    seqs = dict.fromkeys(tokens, 0)
+
+    def beat(unit_id: str) -> None:
+        seqs[unit_id] += 1
+        answer = client.post(f"/api/v1/units/{unit_id}/heartbeat",
+                             json=heartbeat_for(unit_id, seqs[unit_id], rng),
+                             headers={"Authorization": f"Bearer {tokens[unit_id]}"})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+
+    for unit_id in tokens:  # every unit online before the page opens
+        beat(unit_id)
+    login(client, "olga")
+    page = poller_class(client)
+    page.poll()  # the first poll after the page load
+    poll_s, steps = 5, TRAFFIC_MINUTES * 60 // 5
+    order = list(tokens)
+    per_step = len(order) * poll_s // 60
+    total = 0
+    for step in range(steps):
+        clock.advance(poll_s)
+        for k in range(per_step):
+            beat(order[(step * per_step + k) % len(order)])
+        total += page.poll()
+    get_engine(app).dispose()
+    return {"mechanism": poller_class.name, "units": TRAFFIC_UNITS, "poll_s": poll_s,
+            "minutes": TRAFFIC_MINUTES, "bytes_per_minute": round(total / TRAFFIC_MINUTES)}
+
+
+def main(argv: list[str]) -> int:
+    """All of it; `--traffic-only` re-measures the live-update traffic and keeps the other figures."""
     out = ROOT / "benchmarks" / "results" / "control_room_web.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine_note": "shared 2-core machine; in-process Flask test client",
-                               "runs": RUNS, "results": results}, indent=2) + "\n")
-    print(f"wrote {out}")
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if "--traffic-only" in argv:
+        results = previous.get("results", [])
+    else:
+        results = []
+        for units in SIZES:
+            result = run_size(units)
+            print(json.dumps(result))
+            results.append(result)
+    traffic = [measure_traffic(FullFragmentPoll)]
+    print(json.dumps(traffic))
+    report = {"machine_note": "shared 2-core machine; in-process Flask test client",
+              "runs": RUNS, "results": results, "live_traffic": traffic}
+    write_results(out, report, shown={"live_traffic": traffic})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

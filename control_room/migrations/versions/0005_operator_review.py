@@ -2,7 +2,7 @@
 deployments.updated_at
 
 Revision ID: 0005_operator_review
-Revises: 0003
+Revises: 0010_evidence
 Create Date: 2026-11-29 00:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from control_room.models import UTCDateTime
 
 revision: str = '0005_operator_review'
-down_revision: str | None = '0003'
+down_revision: str | None = '0010_evidence'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
