@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator
 
 from agent.errors import ConfigError
+from protocol.ids import UNIT_ID
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 
@@ -33,7 +34,7 @@ class Section(BaseModel):
 
 
 class UnitConfig(Section):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="unit id, lower case, used in S3 keys")
+    id: str = Field(pattern=UNIT_ID.pattern, description="unit id, lower case, used in S3 keys")
     site: str = Field(
         "",
         pattern=r"^(?:[\w][\w .,'\u2019&()/#+:!?@\u2013\u2014-]{0,199})?$",

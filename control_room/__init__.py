@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from flask import Flask
 
-    from agent.clock import Clock
+    from control_room.clock import Clock
     from control_room.config import Settings
 
 
@@ -23,15 +23,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
                **overrides: Any) -> Flask:
     """Build the app: settings (from CONTROL_ROOM_* env when None), the database, the blueprints.
 
-    `clock` (agent.clock.Clock) gives every time the app stores (app.extensions["cctv_clock"]);
+    `clock` (control_room.clock.Clock: anything with now()) gives every time the app stores
+    (app.extensions["cctv_clock"]);
     `migrate=True` upgrades the schema first (serve does this). The web pages (control_room.web,
     if present) are registered through its `init_app(app)`; settings are app.config["SETTINGS"].
     """
     from flask import Flask
 
-    from agent.clock import SystemClock
     from control_room import api, db
     from control_room import migrate as migrations
+    from control_room.clock import SystemClock
     from control_room.config import load_settings, secret_key
 
     if settings is None:

@@ -20,6 +20,7 @@ from control_room import __version__, migrate, names, provision
 from control_room.config import Settings, SettingsError, load_settings
 from control_room.db import make_engine, session_scope
 from control_room.instructions import InstructionError, request_upload_range
+from protocol.times import parse_aware
 
 log = logging.getLogger("control_room")
 EXPECTED = (SettingsError, provision.ProvisionError, names.BadName, InstructionError, ValueError)
@@ -131,10 +132,10 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _utc_arg(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"time {text!r} needs a zone, e.g. 2026-11-28T13:00:00Z")
-    return value
+    try:
+        return parse_aware(text)
+    except ValueError:
+        raise ValueError(f"time {text!r} needs a date, time and zone, e.g. 2026-11-28T13:00:00Z") from None
 
 
 def _parser() -> argparse.ArgumentParser:

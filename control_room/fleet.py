@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from control_room.config import Settings
 from control_room.models import Deployment, Unit, User
+from protocol.times import parse_aware
 
 LOW_SIGNAL_PERCENT = 20
 HOT_CPU_C = 75.0
@@ -97,7 +98,7 @@ def disk_horizon_days(state: dict[str, Any], now: datetime) -> float | None:
     if not isinstance(oldest, str):
         return None
     try:
-        then = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+        then = parse_aware(oldest)
     except ValueError:
         return None
     return max(0.0, (now - then).total_seconds() / 86400)

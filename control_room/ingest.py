@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_room import instructions
-from control_room.api.schemas import EventNote, Heartbeat
 from control_room.models import Deployment, Event, EventState, HeartbeatSample, Unit
+from protocol.events import EventNote
+from protocol.heartbeat import Heartbeat
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,30 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from control_room.models import Instruction, InstructionType, Unit, User, utcnow
+from protocol.fields import first_error
+from protocol.instructions import ADAPTER, MAX_INSTRUCTIONS
+from protocol.times import format_utc
 
-MAX_PER_RESPONSE = 20
+MAX_PER_RESPONSE = MAX_INSTRUCTIONS
 
 
 class InstructionError(ValueError):
     """An instruction that would not make sense to the unit (bad range, unknown type)."""
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def queue(session: Session, unit: Unit, kind: InstructionType, params: dict[str, Any] | None = None,
           user: User | None = None) -> Instruction:
     row = Instruction(instruction_id=uuid.uuid4().hex, unit_pk=unit.id, type=kind, params=params or {},
                       created_by_id=user.id if user else None)
+    try:  # never queue what the unit would refuse (protocol.instructions)
+        ADAPTER.validate_python(row.to_wire())
+    except ValidationError as err:
+        raise InstructionError(first_error(err)) from None
     session.add(row)
     session.flush()
     return row
@@ -42,7 +46,7 @@ def request_upload_range(session: Session, unit: Unit, start: datetime, end: dat
         raise InstructionError("upload range end must be after its start")
     if (end - start).total_seconds() > 6 * 3600:
         raise InstructionError("upload range is longer than 6 hours")
-    params = {"start": _iso(start), "end": _iso(end), "priority": "high"}
+    params = {"start": format_utc(start), "end": format_utc(end), "priority": "high"}
     return queue(session, unit, InstructionType.UPLOAD_RANGE, params, user)
 
 

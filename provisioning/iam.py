@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol.ids import unit_key_prefix as unit_prefix  # `<prefix>/<unit-id>/`, where a unit may write
 
-def unit_prefix(prefix: str, unit_id: str) -> str:
-    """`<prefix>/<unit-id>/` (no leading slash), the only place a unit may write."""
-    return "/".join(p for p in (prefix.strip("/"), unit_id) if p) + "/"
+__all__ = ["unit_policy", "unit_prefix"]
 
 
 def unit_policy(bucket: str, prefix: str, unit_id: str) -> dict[str, Any]:

@@ -15,21 +15,23 @@ from typing import Any
 import requests
 
 from agent import __version__
-from agent.clock import Clock, iso_utc
+from agent.clock import Clock
 from agent.config import Config, StatusConfig
 from agent.errors import PermanentError, TransientError
 from agent.state import ComponentState
 from agent.status.instructions import ConfigVersion, Ping, UploadRange, parse_instructions
 from agent.status.probes import Probes
+from protocol import VERSION
+from protocol.fields import fit
+from protocol.heartbeat import MAX_ACKS, MAX_PAYLOAD_BYTES, Heartbeat
+from protocol.times import format_utc, parse_aware
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
-MAX_PAYLOAD_BYTES = 2048
-MAX_ACKS = 4  # ids acknowledged per heartbeat (at most 64 characters each); the rest wait for the next
-MAX_ERROR = 120
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-MAX_SECONDS = 10**10
+# Size budget of one heartbeat (protocol.heartbeat.MAX_PAYLOAD_BYTES), tighter than the schema's limits.
+MAX_ERROR = 120
+MAX_LABEL = 32
 
 
 class Unauthorized(PermanentError):
@@ -45,40 +47,26 @@ class Rejected(PermanentError):
 
 
 def payload_time(value: Any) -> str | None:
-    """Any time a stage stored (epoch seconds, datetime, ISO text) as the protocol's RFC 3339 UTC form."""
+    """Any time a stage stored (epoch seconds, datetime, ISO text) as the protocol's RFC 3339 UTC form;
+    None for what is not a time or is naive (never guessed)."""
     try:
-        if isinstance(value, bool) or value is None:
+        if isinstance(value, bool) or value is None or value == "":
             return None
-        if isinstance(value, int | float):
-            return iso_utc(float(value))
-        if isinstance(value, datetime):
-            return iso_utc(value.timestamp())
-        if isinstance(value, str) and value:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                return None  # naive times are ambiguous; never guess
-            return iso_utc(parsed.timestamp())
+        if isinstance(value, str):
+            value = parse_aware(value)
+        if isinstance(value, int | float | datetime):
+            return format_utc(value)
     except (ValueError, OverflowError, OSError):
         pass
     return None
 
 
-def _bounded(value: Any, low: float, high: float) -> int | float | None:
-    """A number inside [low, high] (the control room's accepted range), else None; floats to 6 places."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        return None
-    return round(value, 6) if isinstance(value, float) else value
+def _cut(value: Any, limit: int) -> Any:
+    return value[:limit] or None if isinstance(value, str) else value
 
 
-def _count(value: Any) -> int | None:
-    """A non-negative whole number (the control room's schema is strict: 31.0 is not 31)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2**62:
-        return None  # also NaN and infinity
-    return int(round(value))
-
-
-def _text(value: Any, limit: int = 32) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+def _cut_labels(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if block is None else {k: _cut(v, MAX_LABEL) for k, v in block.items()}
 
 
 def _fields(row: ComponentState | None) -> dict[str, Any]:
@@ -89,15 +77,15 @@ def camera_block(row: ComponentState | None, now_mono: float, stall_s: float) ->
     if row is None:
         return None
     s = row.state
-    state = _text(s.get("state"), 16)
+    state = s.get("state")
     if state == "ok" and now_mono - row.updated_mono > stall_s:
         state = "stalled"  # the camera thread stopped reporting: it is hung, whatever it last said
     return {
         "state": state,
-        "fps": _bounded(s.get("fps"), 0, 1000),
+        "fps": s.get("fps"),
         "last_frame_at": payload_time(s.get("last_frame_at")),
-        "restarts": _count(s.get("restarts")),
-        "error": _text(s.get("error"), MAX_ERROR),
+        "restarts": s.get("restarts"),
+        "error": _cut(s.get("error"), MAX_ERROR),
     }
 
 
@@ -112,20 +100,20 @@ def build_payload(
     reason: str,
     acked: list[str],
 ) -> dict[str, Any]:
-    """The heartbeat body (docs/protocol.md, schema 1); blocks with no source at all are null.
+    """The heartbeat body (protocol.heartbeat.Heartbeat); blocks with no source at all are null.
 
-    Values outside the ranges the control room accepts become null, so one odd reading never gets
-    the whole heartbeat refused."""
+    Built through protocol.fields.fit: values outside the ranges the control room accepts become null,
+    so one odd reading never gets the whole heartbeat refused."""
     up = _fields(states.get("upload"))
-    return {
-        "schema": SCHEMA,
+    return fit(Heartbeat, {
+        "schema": VERSION,
         "unit_id": cfg.unit.id,
         "seq": seq,
-        "sent_at": iso_utc(clock.time()),
+        "sent_at": format_utc(clock.time()),
         "reason": reason,
         "software_version": __version__,
         "boot_id": probes.boot_id(),
-        "uptime_s": _bounded(probes.uptime_s(), 0, MAX_SECONDS),
+        "uptime_s": probes.uptime_s(),
         "clock": clock_block(probes, states.get("clock")),
         "camera": camera_block(states.get("camera"), clock.monotonic(), cfg.camera.stall_timeout_s),
         "recording": recording_block(states.get("recording"), cfg),
@@ -133,12 +121,12 @@ def build_payload(
         "disk": disk_block(cfg, probes, states, counters),
         "uploads": None if "upload" not in states else uploads_block(up),
         "data": data_block(cfg, up),
-        "system": system_block(probes),
-        "modem": modem_block(probes),
+        "system": probes.system(),
+        "modem": _cut_labels(probes.modem()),
         "gps": gps_block(probes),
         "config_version": cfg.status.config_version or None,
         "acked": acked[:MAX_ACKS],
-    }
+    }).wire()
 
 
 def recording_block(row: ComponentState | None, cfg: Config) -> dict[str, Any] | None:
@@ -146,8 +134,8 @@ def recording_block(row: ComponentState | None, cfg: Config) -> dict[str, Any] |
         return None
     s = row.state
     return {
-        "state": _text(s.get("state"), 16),
-        "segment_seconds": _bounded(s.get("segment_seconds", cfg.recording.segment_seconds), 0, MAX_SECONDS),
+        "state": s.get("state"),
+        "segment_seconds": s.get("segment_seconds", cfg.recording.segment_seconds),
         "last_segment_at": payload_time(s.get("last_segment_at")),
     }
 
@@ -156,7 +144,7 @@ def motion_block(row: ComponentState | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"last_event_at": payload_time(row.state.get("last_event_at")),
-            "events_today": _count(row.state.get("events_today"))}
+            "events_today": row.state.get("events_today")}
 
 
 def disk_block(cfg: Config, probes: Probes, states: dict[str, ComponentState],
@@ -164,22 +152,22 @@ def disk_block(cfg: Config, probes: Probes, states: dict[str, ComponentState],
     disk = probes.disk(cfg.unit.data_dir) or {}
     ret, rec = _fields(states.get("retention")), _fields(states.get("recording"))
     return {
-        "total_bytes": _count(disk.get("total_bytes", ret.get("total_bytes"))),
-        "free_bytes": _count(disk.get("free_bytes", ret.get("free_bytes"))),
+        "total_bytes": disk.get("total_bytes", ret.get("total_bytes")),
+        "free_bytes": disk.get("free_bytes", ret.get("free_bytes")),
         "oldest_footage_at": payload_time(ret.get("oldest_footage_at") or rec.get("oldest_footage_at")),
-        "retention_days": _count(cfg.retention.max_age_days),
-        "events_lost": _count(counters.get("events_lost", 0)),
+        "retention_days": cfg.retention.max_age_days,
+        "events_lost": counters.get("events_lost", 0),
     }
 
 
 def uploads_block(up: dict[str, Any]) -> dict[str, Any]:
     return {
-        "pending": _count(up.get("pending")),
-        "pending_bytes": _count(up.get("pending_bytes")),
-        "oldest_pending_age_s": _bounded(up.get("oldest_pending_age_s"), 0, MAX_SECONDS),
-        "failed": _count(up.get("failed")),
+        "pending": up.get("pending"),
+        "pending_bytes": up.get("pending_bytes"),
+        "oldest_pending_age_s": up.get("oldest_pending_age_s"),
+        "failed": up.get("failed"),
         "last_success_at": payload_time(up.get("last_success_at")),
-        "held_by_budget": _count(up.get("held_by_budget")),
+        "held_by_budget": up.get("held_by_budget"),
     }
 
 
@@ -187,29 +175,15 @@ def data_block(cfg: Config, up: dict[str, Any]) -> dict[str, Any]:
     budget = up.get("budget_bytes")
     if budget is None and cfg.upload.monthly_budget_mb:
         budget = int(cfg.upload.monthly_budget_mb * 1_000_000)
-    return {"period_start": payload_time(up.get("period_start")), "used_bytes": _count(up.get("used_bytes")),
-            "budget_bytes": _count(budget)}
-
-
-def system_block(probes: Probes) -> dict[str, Any]:
-    s = probes.system()
-    return s | {"cpu_temp_c": _bounded(s["cpu_temp_c"], -60, 200), "load1": _bounded(s["load1"], 0, 10**4),
-                "mem_total_bytes": _count(s["mem_total_bytes"]),
-                "mem_available_bytes": _count(s["mem_available_bytes"])}
-
-
-def modem_block(probes: Probes) -> dict[str, Any] | None:
-    modem = probes.modem()
-    if modem is not None:
-        modem = modem | {"signal_percent": _bounded(modem.get("signal_percent"), 0, 100)}
-    return modem
+    return {"period_start": payload_time(up.get("period_start")), "used_bytes": up.get("used_bytes"),
+            "budget_bytes": budget}
 
 
 def gps_block(probes: Probes) -> dict[str, Any] | None:
     gps = probes.gps()
     if gps is not None:
         gps = gps | {"time": payload_time(gps.get("time")),  # gpsd's text, normalised for the schema
-                     "lat": _bounded(gps.get("lat"), -90, 90), "lon": _bounded(gps.get("lon"), -180, 180)}
+                     "lat": gps.get("lat"), "lon": gps.get("lon")}
     return gps
 
 
@@ -217,15 +191,15 @@ def clock_block(probes: Probes, row: ComponentState | None) -> dict[str, Any] | 
     """Clock sync from chrony/timedatectl, else what the agent's clock component reported."""
     probed = probes.clock()
     if probed is not None:
-        return probed | {"offset_s": _bounded(probed.get("offset_s"), -1e9, 1e9)}
+        return dict(probed)
     if row is None:
         return None
     s = row.state
     synced = s.get("synced")
     return {
         "synced": synced if isinstance(synced, bool) else None,
-        "offset_s": _bounded(s.get("offset_s"), -1e9, 1e9),
-        "source": _text(s.get("source"), 16),
+        "offset_s": s.get("offset_s"),
+        "source": s.get("source"),
     }
 
 
@@ -297,4 +271,4 @@ def _error_of(resp: requests.Response) -> str | None:
         body = resp.json()
     except ValueError:
         return None
-    return _text(body.get("error"), 80) if isinstance(body, dict) else None
+    return body.get("error") if isinstance(body, dict) else None

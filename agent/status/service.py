@@ -14,7 +14,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
@@ -29,6 +28,7 @@ from agent.status.instructions import ConfigVersion, Ping, UploadRange
 from agent.status.liveness import Liveness, WatchdogFeeder
 from agent.status.probes import Probes
 from agent.status.sdnotify import Notifier
+from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
 
@@ -335,4 +335,4 @@ def _logged(target: Callable[[], None]) -> Callable[[], None]:
 
 
 def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return parse_aware(text).timestamp()

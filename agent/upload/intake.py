@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue as pyqueue
-from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +21,7 @@ from agent.errors import InputError
 from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.upload.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from agent.upload.queue import EventState, JobKind, Lane, NewJob, Priority, UploadQueue
+from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def scan_outbox(outbox: Path) -> list[Path]:
 
 def object_prefix(cfg: Config, record: EventRecord) -> str:
     """`<prefix>/<unit-id>/<YYYY>/<MM>/<DD>/<event-id>/`, dated by the event start (UTC)."""
-    start = datetime.fromisoformat(record.start.replace("Z", "+00:00"))
+    start = parse_aware(record.start)
     parts = [
         cfg.upload.prefix.strip("/"),
         cfg.unit.id,

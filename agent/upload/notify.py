@@ -15,17 +15,20 @@ from agent.config import Config
 from agent.errors import PermanentError, TransientError
 from agent.events.outbox import EventRecord
 from agent.upload.queue import Job
+from protocol import VERSION
+from protocol.events import EventNote
+from protocol.fields import fit
 
 log = logging.getLogger(__name__)
 
-STATES = {"notify_snapshot": "snapshot_uploaded", "notify_clip": "clip_uploaded"}
+STATES = {"notify_snapshot": "snapshot_uploaded", "notify_clip": "clip_uploaded"}  # job role -> state
 
 
 def event_body(cfg: Config, record: EventRecord, role: str, done: list[Job]) -> dict[str, Any]:
-    """The protocol body; `objects` lists only what is already in the bucket."""
+    """The protocol body (protocol.events.EventNote); `objects` lists only what is already in the bucket."""
     objects = {j.role: {"key": j.key, "size": j.size, "sha256": j.sha256} for j in done if j.key}
-    return {
-        "schema": 1,
+    return fit(EventNote, {
+        "schema": VERSION,
         "event_id": record.event_id,
         "unit_id": cfg.unit.id,
         "site": record.site or cfg.unit.site,
@@ -41,7 +44,7 @@ def event_body(cfg: Config, record: EventRecord, role: str, done: list[Job]) -> 
         "state": STATES[role],
         "bucket": cfg.upload.bucket,
         "objects": objects,
-    }
+    }).wire()
 
 
 def send_event(session: requests.Session, cfg: Config, body: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
 from agent.upload.budget import Meter, MeteredReader, TokenBucket
 from agent.upload.queue import Job, Part, UploadQueue
+from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def classify(err: Exception, offset: ClockOffset) -> Exception:
             server_time = info.get("ServerTime")
             try:
                 when = (
-                    datetime.fromisoformat(server_time.replace("Z", "+00:00"))
+                    parse_aware(server_time)
                     if server_time
                     else parsedate_to_datetime(date)
                 )

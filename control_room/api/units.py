@@ -13,12 +13,14 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from control_room import __version__, ingest, names
-from control_room.api.schemas import EventNote, Heartbeat, first_error
+from control_room import __version__, clock, ingest, names
 from control_room.config import Settings
 from control_room.db import begin_soft_commit, get_session
 from control_room.models import Unit
 from control_room.provision import hash_token
+from protocol.events import EventNote
+from protocol.fields import first_error
+from protocol.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 bp = Blueprint("unit_api", __name__, url_prefix="/api/v1")
@@ -31,7 +33,7 @@ def _settings() -> Settings:
 
 
 def _now() -> Any:
-    return current_app.extensions["cctv_clock"].now()
+    return clock.now()
 
 
 def _iso(ts: Any) -> str:

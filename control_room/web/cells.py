@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from protocol.times import parse_aware
+
 COLUMNS = ("camera", "recording", "disk", "uploads", "data", "clock", "signal")
 
 
@@ -28,7 +30,7 @@ def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_aware(value)
     except ValueError:
         return None
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from control_room import clock
 from control_room.db import get_session
 from control_room.web.cells import human_age, human_bytes
 
@@ -56,8 +57,7 @@ def settings() -> Any:
 
 
 def now() -> datetime:
-    clock = current_app.extensions.get("cctv_clock")
-    return clock.now() if clock is not None else datetime.now(UTC)
+    return clock.now()
 
 
 def gps_far_m() -> float:
