@@ -28,6 +28,7 @@ from control_room.evidence import register, signing, sources, working
 from control_room.evidence.continuity import continuity_doc
 from control_room.evidence.models import DisclosureRequest, EvidencePackage, RequestState
 from control_room.models import User
+from protocol.times import parse_aware
 
 STAMP_RE = re.compile(r"(\d{8}T\d{6})(?:\.(\d{3}))?Z")
 VERIFY_SOURCE = Path(__file__).with_name("standalone_verify.py")
@@ -59,7 +60,7 @@ def _iso(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_aware(value)
     except ValueError:
         return None
 

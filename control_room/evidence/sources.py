@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from control_room.evidence.models import DisclosureRequest, UnitSigningKey
 from control_room.evidence.signing import SignatureError, verify_unit_manifest
 from control_room.models import Event, Instruction, Unit
+from protocol.times import parse_aware
 
 CHUNK = 1024 * 1024
 
@@ -57,7 +58,7 @@ def records(db: Session, req: DisclosureRequest, s3_prefix: str) -> list[RecordR
         ins = db.scalar(select(Instruction).where(Instruction.instruction_id == iid))
         if ins is None:
             continue
-        start = datetime.fromisoformat(str(ins.params["start"]).replace("Z", "+00:00"))
+        start = parse_aware(str(ins.params["start"]))
         eid = range_event_id(ins.unit.unit_id, iid)
         out.append(RecordRef(ins.unit, eid, _day_prefix(s3_prefix, ins.unit.unit_id, start, eid), ins))
     for eid in req.event_ids or []:

