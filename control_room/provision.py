@@ -70,7 +70,10 @@ def create_unit(session: Session, unit_id: str, council_slug: str, name: str = "
 
 def rotate_token(session: Session, unit_id: str) -> str:
     """A fresh token for an existing unit (re-provisioning); the old one stops working at once."""
+    from control_room.custody import refuse_if_stolen
+
     unit = get_unit(session, unit_id)
+    refuse_if_stolen(session, unit)  # a stolen unit is never given a working token again
     token = new_token()
     unit.token_hash = hash_token(token)
     unit.token_created_at = utcnow()
