@@ -1,4 +1,4 @@
-"""Provisioning's records in the control room: each unit's manifest-signing public keys, thefts
+"""Provisioning's records in the control room: each unit's registered manifest public key, thefts
 (`cctv-provision unit stolen`) with the events they put outside the chain of custody, commissioning.
 
 Written by `cctv-provision` (provisioning/) in the same transaction as the unit changes it makes;
@@ -14,21 +14,9 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from control_room import audit
+from control_room.evidence.models import UnitSigningKey
 from control_room.models import Base, Event, Unit, utcnow
 from control_room.provision import ProvisionError
-
-
-class UnitSigningKey(Base):
-    """An Ed25519 public key (PEM) a unit signs its evidence manifests with; retired, never deleted."""
-
-    __tablename__ = "unit_signing_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
-    public_key_pem: Mapped[str] = mapped_column(Text)
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the raw public key
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    retired_at: Mapped[datetime | None]
 
 
 class UnitTheft(Base):
@@ -72,19 +60,16 @@ class StolenUnit(ProvisionError):
     """The unit was reported stolen: it is never given a token or credentials again."""
 
 
-def add_public_key(session: Session, unit: Unit, pem: str, fingerprint: str) -> UnitSigningKey:
-    row = UnitSigningKey(unit_pk=unit.id, public_key_pem=pem, fingerprint=fingerprint)
-    session.add(row)
+def register_public_key(session: Session, unit: Unit, public_key_b64: str, now: datetime) -> None:
+    """The unit's manifest key (raw Ed25519, base64) as provisioned: evidence checks every manifest
+    against it (control_room.evidence.sources.unit_key), instead of pinning the first one seen."""
+    session.add(UnitSigningKey(unit_pk=unit.id, public_key=public_key_b64, source="registered",
+                               first_seen_at=now))
     session.flush()
-    return row
 
 
-def public_keys(session: Session, unit: Unit, include_retired: bool = True) -> list[UnitSigningKey]:
-    """The unit's manifest keys, newest first (retired ones still verify older manifests)."""
-    q = select(UnitSigningKey).where(UnitSigningKey.unit_pk == unit.id)
-    if not include_retired:
-        q = q.where(UnitSigningKey.retired_at.is_(None))
-    return list(session.scalars(q.order_by(UnitSigningKey.id.desc())))
+def public_key(session: Session, unit: Unit) -> UnitSigningKey | None:
+    return session.scalar(select(UnitSigningKey).where(UnitSigningKey.unit_pk == unit.id))
 
 
 def theft(session: Session, unit: Unit) -> UnitTheft | None:

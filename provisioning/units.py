@@ -7,6 +7,7 @@ already done if a later one fails; the control room's rows are committed last.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from provisioning.storage import UnitStorage
 @dataclass(frozen=True)
 class SigningKey:
     private_pem: str
-    public_pem: str
+    public_b64: str  # raw Ed25519 public key, base64 (as in the unit's manifests)
     fingerprint: str
 
 
@@ -40,8 +41,7 @@ def new_signing_key() -> SigningKey:
                                 serialization.NoEncryption()).decode()
     pub = key.public_key()
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    public = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return SigningKey(private, public.decode(), hashlib.sha256(raw).hexdigest())
+    return SigningKey(private, base64.b64encode(raw).decode(), hashlib.sha256(raw).hexdigest())
 
 
 def _unit(session: Session, unit_id: str) -> Unit:
@@ -94,7 +94,7 @@ def add(settings: Settings, unit_id: str, council: str, site: str = "", host: st
                     raise ProvisionError(f"unit {unit_id!r} already has a storage user")
                 unit, token = cr.create_unit(session, unit_id, council, site)
                 key = new_signing_key()
-                custody.add_public_key(session, unit, key.public_pem, key.fingerprint)
+                custody.register_public_key(session, unit, key.public_b64, now)
                 audit.record(session, None, "unit_provisioned", "unit", unit_id,
                              {"council": council, "key_fingerprint": key.fingerprint}, at=now)
                 access = storage.create_unit_user(unit_id, council)
@@ -170,15 +170,13 @@ def list_units(settings: Settings, now: datetime | None = None) -> list[UnitRow]
 
 def retire(settings: Settings, unit_id: str, now: datetime | None = None) -> None:
     """Decommission: token revoked, storage user deleted, inventory entry removed; the control
-    room keeps the unit, its events and its public keys (old manifests still verify)."""
+    room keeps the unit, its events and its public key (its manifests still verify)."""
     now = now or datetime.now(UTC)
     eng = control.engine(settings)
     try:
         with Session(eng) as session:
-            unit = _unit(session, unit_id)
+            _unit(session, unit_id)
             cr.revoke_unit(session, unit_id, at=now)
-            for key in custody.public_keys(session, unit, include_retired=False):
-                key.retired_at = now
             audit.record(session, None, "unit_retired", "unit", unit_id, {}, at=now)
             UnitStorage(settings).delete_unit_user(unit_id)
             session.commit()

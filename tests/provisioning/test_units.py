@@ -7,6 +7,7 @@ uploads working across the switch.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -99,8 +101,8 @@ def test_unit_add_makes_a_least_privilege_unit_that_uploads_and_reports(
     assert cr_units(control_room) == [UNIT, OTHER]
     with Session(get_engine(control_room)) as s:
         unit = s.scalar(select(Unit).where(Unit.unit_id == UNIT))
-        keys = custody.public_keys(s, unit)
-        assert len(keys) == 1 and keys[0].public_key_pem.startswith("-----BEGIN PUBLIC KEY-----")
+        key = custody.public_key(s, unit)
+        assert key is not None and key.source == "registered" and len(base64.b64decode(key.public_key)) == 32
     # the inventory: secrets only inside the vault, which only the vault password opens
     hv = inventory / "host_vars" / UNIT
     vault = (hv / "vault.yml").read_bytes()
@@ -110,6 +112,11 @@ def test_unit_add_makes_a_least_privilege_unit_that_uploads_and_reports(
         assert secret.encode() not in vault and secret not in (hv / "vars.yml").read_text()
         assert secret not in done.out + done.err
     assert (hv / "vault.yml").stat().st_mode & 0o777 == 0o600
+    # the private half is in the vault, the control room has the matching public half
+    private = serialization.load_pem_private_key(
+        Inventory(inventory, VAULT_PASSWORD).read_secrets(UNIT).signing_key_pem.encode(), None)
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert base64.b64encode(raw).decode() == key.public_key
     assert "herts-mcu-007" in (inventory / f"{UNIT}.yml").read_text()
 
     # the unit uploads, resuming after a cut mid-part, under its own prefix

@@ -1,4 +1,4 @@
-"""provisioning records: units' manifest public keys, thefts, events outside custody, commissioning
+"""provisioning records: thefts, events outside the chain of custody, commissioning records
 
 Revision ID: 0004_provisioning
 Revises: 0005_operator_review
@@ -19,15 +19,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        'unit_signing_keys',
-        sa.Column('id', sa.Integer(), primary_key=True),
-        sa.Column('unit_pk', sa.Integer(), sa.ForeignKey('units.id'), nullable=False, index=True),
-        sa.Column('public_key_pem', sa.Text(), nullable=False),
-        sa.Column('fingerprint', sa.String(64), nullable=False, unique=True),
-        sa.Column('created_at', UTCDateTime(), nullable=False),
-        sa.Column('retired_at', UTCDateTime(), nullable=True),
-    )
     op.create_table(
         'unit_thefts',
         sa.Column('id', sa.Integer(), primary_key=True),
@@ -56,5 +47,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ('commissioning_records', 'event_custody_flags', 'unit_thefts', 'unit_signing_keys'):
+    for table in ('commissioning_records', 'event_custody_flags', 'unit_thefts'):
         op.drop_table(table)
