@@ -7,23 +7,23 @@ the previous one, so a missing, reordered or altered clip is detectable later (v
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import __version__
 from agent.errors import ConfigError, InputError
 from agent.events.outbox import EventRecord
 from agent.fsutil import atomic_write_bytes, sha256_file
+from protocol import VERSION
+from protocol import manifest as rules
+from protocol.manifest import MANIFEST_NAME
 
-SCHEMA = 1
-MANIFEST_NAME = "manifest.json"
+SCHEMA = VERSION
 DEFAULT_KEY = Path("keys") / "manifest_ed25519.pem"
 
 
@@ -56,12 +56,6 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {k: v for k, v in doc.items() if k != "signature"}, sort_keys=True, separators=(",", ":")
-    ).encode()
-
-
 def build_manifest(
     record: EventRecord, unit_id: str, previous_sha256: str | None, key: Ed25519PrivateKey
 ) -> bytes:
@@ -91,25 +85,16 @@ def build_manifest(
         "previous_manifest_sha256": previous_sha256,
         "public_key": public_key_b64(key),
     }
-    doc["signature"] = base64.b64encode(key.sign(_canonical(doc))).decode()
+    doc["signature"] = base64.b64encode(key.sign(rules.canonical(doc))).decode()
     return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
 
 
 def verify_manifest(raw: bytes, public_key: bytes | None = None) -> dict[str, Any]:
-    """Parse a manifest and check its signature (against `public_key`, raw 32 bytes, when given)."""
+    """protocol.manifest.verify_manifest, raising this module's ManifestError (an InputError)."""
     try:
-        doc = json.loads(raw)
-        signature = base64.b64decode(doc["signature"])
-        embedded = base64.b64decode(doc["public_key"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ManifestError(f"malformed manifest: {err}") from None
-    if public_key is not None and embedded != public_key:
-        raise ManifestError(f"manifest {doc.get('event_id')}: signed by another key")
-    try:
-        Ed25519PublicKey.from_public_bytes(embedded).verify(signature, _canonical(doc))
-    except (InvalidSignature, ValueError):
-        raise ManifestError(f"manifest {doc.get('event_id')}: bad signature") from None
-    return doc
+        return rules.verify_manifest(raw, public_key)
+    except rules.ManifestError as err:
+        raise ManifestError(str(err)) from None
 
 
 def verify_files(doc: dict[str, Any], folder: Path) -> None:
@@ -123,18 +108,11 @@ def verify_files(doc: dict[str, Any], folder: Path) -> None:
 
 
 def verify_chain(manifests: list[bytes], public_key: bytes | None = None) -> list[dict[str, Any]]:
-    """Verify signatures and links of consecutive manifests (oldest first); a gap or edit raises."""
-    docs = []
-    previous: bytes | None = None
-    for raw in manifests:
-        doc = verify_manifest(raw, public_key)
-        if previous is not None and doc["previous_manifest_sha256"] != hashlib.sha256(previous).hexdigest():
-            raise ManifestError(
-                f"manifest {doc['event_id']}: chain broken (previous manifest missing or altered)"
-            )
-        docs.append(doc)
-        previous = raw
-    return docs
+    """protocol.manifest.verify_chain, raising this module's ManifestError (an InputError)."""
+    try:
+        return rules.verify_chain(manifests, public_key)
+    except rules.ManifestError as err:
+        raise ManifestError(str(err)) from None
 
 
 def write_manifest(folder: Path, raw: bytes) -> Path:

@@ -7,14 +7,14 @@ The control room key is a 0600 PEM file, created on first use; only its public h
 from __future__ import annotations
 
 import base64
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from protocol import manifest as rules
 
 
 class SignatureError(ValueError):
@@ -59,24 +59,16 @@ def pem_from_b64(raw_b64: str) -> bytes:
     return public_pem(Ed25519PublicKey.from_public_bytes(base64.b64decode(raw_b64)))
 
 
-def canonical(doc: dict[str, Any]) -> bytes:
-    """What a unit signs: the manifest without its signature, sorted keys, compact separators."""
-    return json.dumps(
-        {k: v for k, v in doc.items() if k != "signature"}, sort_keys=True, separators=(",", ":")
-    ).encode()
+canonical = rules.canonical  # what a unit signs (protocol.manifest)
 
 
 def verify_unit_manifest(raw: bytes) -> tuple[dict[str, Any], bytes]:
     """Parse a unit manifest and check its signature with its embedded key: (doc, raw signature)."""
     try:
-        doc = json.loads(raw)
-        signature = base64.b64decode(doc["signature"], validate=True)
-        embedded = base64.b64decode(doc["public_key"], validate=True)
-        Ed25519PublicKey.from_public_bytes(embedded).verify(signature, canonical(doc))
-    except (ValueError, KeyError, TypeError) as err:
-        raise SignatureError(f"malformed manifest: {err}") from None
-    except InvalidSignature:
-        raise SignatureError(f"manifest of {doc.get('event_id')!r}: bad signature") from None
+        doc = rules.verify_manifest(raw)
+    except rules.ManifestError as err:
+        raise SignatureError(str(err)) from None
+    signature = base64.b64decode(doc["signature"])
     if not isinstance(doc.get("files"), list) or not isinstance(doc.get("unit_id"), str):
         raise SignatureError("malformed manifest: no files or unit_id")
     return doc, signature
