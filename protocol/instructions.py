@@ -1,4 +1,5 @@
-"""Instructions (control room -> unit, in the heartbeat reply): fetch footage, expected config, ping.
+"""Instructions (control room -> unit, in the heartbeat reply): fetch footage, hold it as evidence,
+expected config, ping.
 
 The control room issues them (control_room.instructions) and the unit parses them strictly
 (agent.status.instructions); an unknown or malformed one is dropped on the unit, never fatal.
@@ -15,7 +16,7 @@ from protocol.ids import INSTRUCTION_ID
 
 MAX_INSTRUCTIONS = 20  # per response; the rest are ignored (a sane server sends a handful)
 MAX_RANGE = timedelta(days=7)
-KNOWN_TYPES = ("upload_range", "config_version", "ping")
+KNOWN_TYPES = ("upload_range", "config_version", "ping", "hold_range", "release_hold")
 
 
 class _Instruction(BaseModel):
@@ -40,6 +41,30 @@ class UploadRange(_Instruction):
         return self
 
 
+class HoldRange(_Instruction):
+    """Evidential hold: keep the footage of [start, end] past retention until released (or `until`)."""
+
+    type: Literal["hold_range"]
+    start: AwareDatetime
+    end: AwareDatetime
+    hold: str = Field(pattern=INSTRUCTION_ID.pattern)  # the control room's name for the hold
+    reason: str = Field("", max_length=200)
+    until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HoldRange:
+        if not self.start < self.end:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ReleaseHold(_Instruction):
+    """End an evidential hold placed by hold_range; retention treats the footage normally again."""
+
+    type: Literal["release_hold"]
+    hold: str = Field(pattern=INSTRUCTION_ID.pattern)
+
+
 class ConfigVersion(_Instruction):
     """The config version the control room expects; a mismatch is logged and shown in status."""
 
@@ -53,7 +78,9 @@ class Ping(_Instruction):
     type: Literal["ping"]
 
 
-Instruction = Annotated[UploadRange | ConfigVersion | Ping, Field(discriminator="type")]
+Instruction = Annotated[
+    UploadRange | ConfigVersion | Ping | HoldRange | ReleaseHold, Field(discriminator="type")
+]
 ADAPTER: TypeAdapter[Instruction] = TypeAdapter(Instruction)
 
 

@@ -60,6 +60,31 @@ def remove_hold(conn: sqlite3.Connection, hold_id: int) -> None:
     conn.execute("DELETE FROM holds WHERE id = ?", (hold_id,))
 
 
+def _evidential(name: str) -> str:
+    return f"evidential {name}: "
+
+
+def add_evidential_hold(conn: sqlite3.Connection, name: str, start: float, end: float, reason: str,
+                        until: float | None = None) -> bool:
+    """The control room's named hold (hold_range); a repeat of the same name changes nothing."""
+    conn.executescript(HOLDS_SQL)
+    prefix = _evidential(name)
+    if conn.execute("SELECT 1 FROM holds WHERE substr(reason, 1, ?) = ?", (len(prefix), prefix)).fetchone():
+        return False
+    add_hold(conn, start, end, prefix + reason, expires=until)
+    log.info("evidential hold %s: footage %.0f .. %.0f kept past retention", name, start, end)
+    return True
+
+
+def release_evidential_hold(conn: sqlite3.Connection, name: str) -> int:
+    """Remove the named hold (release_hold); the footage then ages out as usual."""
+    conn.executescript(HOLDS_SQL)
+    prefix = _evidential(name)
+    cur = conn.execute("DELETE FROM holds WHERE substr(reason, 1, ?) = ?", (len(prefix), prefix))
+    log.info("evidential hold %s released", name)
+    return int(cur.rowcount or 0)
+
+
 def uploaded_marker(data_dir: Path, event_id: str) -> Path:
     return data_dir / UPLOADED_DIR / event_id
 

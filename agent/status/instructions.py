@@ -16,11 +16,13 @@ from protocol.instructions import (
     KNOWN_TYPES,
     MAX_INSTRUCTIONS,
     ConfigVersion,
+    HoldRange,
     Ping,
+    ReleaseHold,
     UploadRange,
 )
 
-__all__ = ["ConfigVersion", "Ping", "UploadRange", "parse_instructions"]
+__all__ = ["ConfigVersion", "HoldRange", "Ping", "ReleaseHold", "UploadRange", "parse_instructions"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def _describe(raw: Any, err: ValidationError) -> str:
     return f"id={ident!r} {where}: {first['msg']}"
 
 
-def parse_instructions(body: Any) -> list[UploadRange | ConfigVersion | Ping]:
+def parse_instructions(body: Any) -> list[UploadRange | ConfigVersion | Ping | HoldRange | ReleaseHold]:
     """The valid instructions of a heartbeat response body; each rejected one is logged once."""
     if not isinstance(body, dict):
         log.warning("heartbeat response is not a JSON object; no instructions taken")
@@ -44,7 +46,7 @@ def parse_instructions(body: Any) -> list[UploadRange | ConfigVersion | Ping]:
     if len(raw_list) > MAX_INSTRUCTIONS:
         log.warning("heartbeat response: %d instructions, only the first %d taken",
                     len(raw_list), MAX_INSTRUCTIONS)
-    parsed: list[UploadRange | ConfigVersion | Ping] = []
+    parsed: list[UploadRange | ConfigVersion | Ping | HoldRange | ReleaseHold] = []
     for raw in raw_list[:MAX_INSTRUCTIONS]:
         kind = raw.get("type") if isinstance(raw, dict) else None
         if kind not in KNOWN_TYPES:

@@ -24,7 +24,7 @@ from agent.db import connect, db_path
 from agent.errors import TransientError
 from agent.state import StateStore
 from agent.status.heartbeat import MAX_ACKS, HeartbeatClient, Rejected, Unauthorized, build_payload, encode
-from agent.status.instructions import ConfigVersion, Ping, UploadRange
+from agent.status.instructions import ConfigVersion, HoldRange, Ping, ReleaseHold, UploadRange
 from agent.status.liveness import Liveness, WatchdogFeeder
 from agent.status.probes import Probes
 from agent.status.sdnotify import Notifier
@@ -32,7 +32,7 @@ from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
 
-Instruction = UploadRange | ConfigVersion | Ping
+Instruction = UploadRange | ConfigVersion | Ping | HoldRange | ReleaseHold
 UNAUTHORIZED_BACKOFF_S = 3600.0  # a wrong (not revoked) token: try again hourly, not every minute
 BACKOFF_FIRST_S = 2.0
 
@@ -304,16 +304,16 @@ class StatusService:
                 log.warning("config version mismatch: control room expects %r, unit has %r",
                             instruction.version, mine)
             self._info["config_version_expected"] = instruction.version
-        elif isinstance(instruction, UploadRange):
+        elif isinstance(instruction, UploadRange | HoldRange | ReleaseHold):
             done = self._hand_over(instruction)
         if done:
             self._seen.append(instruction.id)
             self._acked.append(instruction.id)
 
-    def _hand_over(self, instruction: UploadRange) -> bool:
+    def _hand_over(self, instruction: UploadRange | HoldRange | ReleaseHold) -> bool:
         if self.on_instruction is None:
-            log.warning("instruction %s (upload_range) not carried out: no upload pipeline attached",
-                        instruction.id)
+            log.warning("instruction %s (%s) not carried out: no upload pipeline attached",
+                        instruction.id, instruction.type)
             return False
         try:
             return bool(self.on_instruction(instruction))

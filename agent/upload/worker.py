@@ -25,7 +25,7 @@ from agent.db import connect, db_path
 from agent.errors import AgentError, ConfigError, InputError, PermanentError, TransientError
 from agent.events.outbox import OUTBOX_DIR, read_event
 from agent.fsutil import atomic_write_bytes, sha256_file
-from agent.recording.retention import uploaded_marker
+from agent.recording.retention import add_evidential_hold, release_evidential_hold, uploaded_marker
 from agent.state import StateStore
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, Stopped, TokenBucket
@@ -127,9 +127,18 @@ class UploadService:
         return found
 
     def on_instruction(self, instruction: Any) -> bool:
-        """StatusService hook for `upload_range`: queue the covering footage durably; True once queued."""
+        """StatusService hook: `upload_range` queues the covering footage durably; `hold_range` and
+        `release_hold` set or end an evidential hold in retention's table. True once done."""
         conn = connect(self._db)
         try:
+            if instruction.type == "hold_range":
+                until = instruction.until.timestamp() if instruction.until else None
+                add_evidential_hold(conn, instruction.hold, instruction.start.timestamp(),
+                                    instruction.end.timestamp(), instruction.reason, until)
+                return True
+            if instruction.type == "release_hold":
+                release_evidential_hold(conn, instruction.hold)
+                return True
             return queue_range(self.cfg, self.clock, conn, instruction.id, instruction.start, instruction.end)
         finally:
             conn.close()

@@ -76,6 +76,7 @@ def push(
                 Key=key,
                 Body=fh,
                 ContentType="application/zip",
+                ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=base64.b64encode(bytes.fromhex(pkg.sha256)).decode(),
                 Metadata={"sha256": pkg.sha256, "exhibit": pkg.exhibit_ref},
             )
