@@ -105,6 +105,12 @@ def cmd_unit_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_unit_wait(args: argparse.Namespace, settings: Settings) -> int:
+    age = units.wait_heartbeat(settings, args.unit_id, args.timeout, args.max_age)
+    print(f"unit {args.unit_id}: heartbeat received {age:.0f} s ago")
+    return 0
+
+
 def cmd_bucket_setup(args: argparse.Namespace, settings: Settings) -> int:
     for item, state in bucket.setup(settings):
         print(f"{settings.bucket}: {item}: {state}")
@@ -132,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
          [(("unit_id",), {}), (("--since",), {"required": True, "help": "UTC time, e.g. 2026-11-28T13:00Z"})])
     _add(unit, "rotate-credentials", cmd_unit_rotate, "new storage key; --finish deletes the old one",
          [(("unit_id",), {}), (("--finish",), {"action": "store_true"})])
+    _add(unit, "wait-heartbeat", cmd_unit_wait, "wait until the control room has a recent heartbeat", [
+        (("unit_id",), {}), (("--timeout",), {"type": float, "default": 300.0, "help": "seconds"}),
+        (("--max-age",), {"type": float, "default": 120.0, "help": "seconds a heartbeat counts as recent"})])
     bucket_p = sub.add_parser("bucket", help="the central footage bucket").add_subparsers(dest="action",
                                                                                        required=True)
     _add(bucket_p, "setup", cmd_bucket_setup,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,11 @@ def plain_vars(settings: Settings, unit_id: str, council: str, site: str, host: 
         "cctv_s3_bucket": settings.bucket,
         "cctv_s3_prefix": settings.prefix,
         "cctv_retention_days": settings.retention_days,
+        # the secrets themselves are in vault.yml beside this file
+        "cctv_status_token": "{{ vault_cctv_status_token }}",
+        "cctv_s3_access_key_id": "{{ vault_cctv_s3_access_key_id }}",
+        "cctv_s3_secret_access_key": "{{ vault_cctv_s3_secret_access_key }}",
+        "cctv_signing_key": "{{ vault_cctv_signing_key }}",
     }
 
 
@@ -257,3 +263,29 @@ def rotate(settings: Settings, unit_id: str, finish: bool = False) -> Rotation:
         storage.delete_key(unit_id, new.access_key_id)
         raise
     return Rotation(False, new.access_key_id, current)
+
+
+def wait_heartbeat(settings: Settings, unit_id: str, timeout_s: float, max_age_s: float,
+                   poll_s: float = 2.0) -> float:
+    """Block until the control room has a heartbeat from the unit at most max_age_s old (Ansible's
+    last step). Returns its age in seconds; ProvisionError after timeout_s."""
+    eng = control.engine(settings)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            with Session(eng) as session:
+                unit = _unit(session, unit_id)
+                if unit.revoked_at is not None:
+                    raise ProvisionError(f"unit {unit_id!r} is revoked: it will never report")
+                seen = unit.last_seen_at
+            if seen is not None:
+                age = (datetime.now(UTC) - seen).total_seconds()
+                if age <= max_age_s:
+                    return max(age, 0.0)
+            if time.monotonic() >= deadline:
+                last = f"last one {seen.isoformat(timespec='seconds')}" if seen else "none ever"
+                raise ProvisionError(f"no heartbeat from {unit_id} within {timeout_s:.0f} s ({last}); "
+                                     "see docs/field-engineer.md, 'No heartbeat'")
+            time.sleep(poll_s)
+    finally:
+        eng.dispose()
