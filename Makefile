@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/heartbeat.py
 	$(BIN)/python benchmarks/control_room.py
 	$(BIN)/python benchmarks/control_room_web.py
+	$(BIN)/python benchmarks/evidence.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
