@@ -10,12 +10,19 @@ Method (also in docs/control_room_web.md):
   fleet page fetches every `web_poll_s`), the same filtered to units needing attention (1 in 10 has a
   stalled camera), and `/events/feed?after=<latest>` (the events page's poll when nothing is new).
 - Baseline in the same run: `/api/v1/health`, the cheapest request the app serves.
+- Live-update traffic of one open fleet page (`fleet_live_bytes_per_minute_200_units`, issue 13): 200
+  units of one council, each sending a heartbeat every 60 s (staggered, signal, disk, queue and
+  temperature moving as on real units) through the unit API, the page polling every 5 s for 3 minutes
+  of the app's ManualClock; bytes of every answer (status line, headers, body). The page's current
+  mechanism (changes since a cursor) beside the old one (the whole fragment each poll) in the same run,
+  and the old figure measured on main before the change (`..._before`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -104,6 +111,8 @@ def run_size(units: int) -> dict:
 # ---------------------------------------------------------------- live-update traffic of one open fleet page
 TRAFFIC_UNITS = 200
 TRAFFIC_MINUTES = 3
+# FullFragmentPoll measured by this script on main at 2258db5, before the fleet page changed (issue 13).
+BEFORE_ISSUE_13 = 2_409_458
 
 
 def response_bytes(answer) -> int:  # noqa: ANN001
@@ -123,6 +132,26 @@ class FullFragmentPoll:
     def poll(self) -> int:
         answer = self.client.get("/fleet/live")
         assert answer.status_code == 200, answer.status_code
+        return response_bytes(answer)
+
+
+class ChangesPoll:
+    """The fleet page since issue 13: `/fleet/changes?t=<cursor>` every web_poll_s, answered with only
+    the rows, summary and map points of units that changed (a full `/fleet/live` only to resync)."""
+
+    name = "changes_since_cursor"
+
+    def __init__(self, client) -> None:  # noqa: ANN001
+        self.client = client
+        page = client.get("/").get_data(as_text=True)
+        self.t = re.search(r'id="fleet-state" data-t="([^"]+)"', page).group(1)
+
+    def poll(self) -> int:
+        answer = self.client.get("/fleet/changes", query_string={"t": self.t})
+        assert answer.status_code == 200, answer.status_code
+        data = answer.get_json()
+        assert not data.get("resync"), data
+        self.t = data["t"]
         return response_bytes(answer)
 
 
@@ -155,7 +184,7 @@ def measure_traffic(poller_class) -> dict:  # noqa: ANN001
                 s.add(site)
                 s.flush()
                 s.add(Deployment(unit_pk=unit.id, site_id=site.id, purpose="p", dpia_ref="D-1",
-                                 start=clock.now(), review_date=date(2027, 1, 1)))
+                                 start=clock.now(), created_at=clock.now(), review_date=date(2027, 1, 1)))
     rng = random.Random(13)
     client = app.test_client()
     seqs = dict.fromkeys(tokens, 0)
@@ -174,12 +203,17 @@ def measure_traffic(poller_class) -> dict:  # noqa: ANN001
     page.poll()  # the first poll after the page load
     poll_s, steps = 5, TRAFFIC_MINUTES * 60 // 5
     order = list(tokens)
-    per_step = len(order) * poll_s // 60
     total = 0
-    for step in range(steps):
-        clock.advance(poll_s)
-        for k in range(per_step):
-            beat(order[(step * per_step + k) % len(order)])
+    due: dict[int, list[str]] = {}  # second of the minute -> the units beating then (spread evenly)
+    for i, unit_id in enumerate(order):
+        due.setdefault(i * 60 // len(order), []).append(unit_id)
+    second = 0
+    for _ in range(steps):
+        for _ in range(poll_s):
+            clock.advance(1)
+            second += 1
+            for unit_id in due.get(second % 60, []):
+                beat(unit_id)
         total += page.poll()
     get_engine(app).dispose()
     return {"mechanism": poller_class.name, "units": TRAFFIC_UNITS, "poll_s": poll_s,
@@ -198,11 +232,17 @@ def main(argv: list[str]) -> int:
             result = run_size(units)
             print(json.dumps(result))
             results.append(result)
-    traffic = [measure_traffic(FullFragmentPoll)]
-    print(json.dumps(traffic))
-    report = {"machine_note": "shared 2-core machine; in-process Flask test client",
-              "runs": RUNS, "results": results, "live_traffic": traffic}
-    write_results(out, report, shown={"live_traffic": traffic})
+    traffic = [measure_traffic(ChangesPoll), measure_traffic(FullFragmentPoll)]
+    report = {
+        "machine_note": "shared 2-core machine; in-process Flask test client",
+        "runs": RUNS,
+        "fleet_live_bytes_per_minute_200_units": traffic[0]["bytes_per_minute"],
+        "fleet_live_bytes_per_minute_200_units_before": BEFORE_ISSUE_13,
+        "fleet_live_bytes_per_minute_200_units_full_fragment_same_run": traffic[1]["bytes_per_minute"],
+        "live_traffic": traffic,
+        "results": results,
+    }
+    write_results(out, report, shown={k: v for k, v in report.items() if k != "results"})
     return 0
 
 

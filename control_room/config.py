@@ -45,6 +45,13 @@ class Settings(BaseModel):
     secure_cookies: bool = Field(False, description="session cookie only over HTTPS (set behind TLS)")
     gps_far_m: float = Field(200.0, ge=10, le=100_000, description="flag a unit this far from its site")
     web_poll_s: float = Field(5.0, ge=0.2, le=300, description="how often pages fetch new state")
+    map_tile_url: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png", max_length=500, pattern=r"^(https?://[^\s\"'<>]+)?$",
+        description="street map tiles ({z}/{x}/{y}; a council's own server); empty = the offline map only",
+    )
+    map_tile_attribution: str = Field("© OpenStreetMap contributors", max_length=200,
+                                      description="credit shown on the map, as the tile licence requires")
+    map_max_zoom: int = Field(19, ge=1, le=22, description="deepest zoom the tile server offers")
     # evidence and disclosure (control_room.evidence)
     evidence_dir: Path | None = Field(None, description="evidence packages; default instance_dir/evidence")
     evidence_signing_key_file: Path | None = Field(None, description="Ed25519 PEM; default in instance_dir")

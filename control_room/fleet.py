@@ -113,13 +113,20 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(math.sqrt(a))
 
 
+def human_distance(metres: float) -> str:
+    """A distance people read at a glance: "35 m", "850 m", "30.3 km", "212 km"."""
+    if metres < 1000:
+        return f"{metres:.0f} m"
+    return f"{metres / 1000:.1f} km" if metres < 100_000 else f"{metres / 1000:.0f} km"
+
+
 def active_deployment(unit: Unit) -> Deployment | None:
     return next((d for d in unit.deployments if d.recovered_at is None), None)
 
 
 def deployment_flags(deployment: Deployment, unit: Unit, today: date,
                      far_m: float = SITE_DISTANCE_WARN_M) -> list[Badge]:
-    """Overdue review, planned end passed, and a GPS position far from the site."""
+    """Overdue review, planned end passed, a GPS position far from the site, signage not confirmed."""
     out: list[Badge] = []
     if deployment.recovered_at is None and deployment.review_date < today:
         out.append(Badge("review_overdue", f"review overdue since {deployment.review_date.isoformat()}"))
@@ -128,7 +135,9 @@ def deployment_flags(deployment: Deployment, unit: Unit, today: date,
     if unit.lat is not None and unit.lon is not None and deployment.recovered_at is None:
         metres = distance_m(unit.lat, unit.lon, deployment.site.lat, deployment.site.lon)
         if metres > far_m:
-            out.append(Badge("far_from_site", f"GPS {metres:.0f} m from site", "alarm"))
+            out.append(Badge("far_from_site", f"{human_distance(metres)} from site", "alarm"))
+    if deployment.recovered_at is None and not deployment.signage_confirmed:
+        out.append(Badge("signage", "signage not confirmed"))
     return out
 
 

@@ -153,8 +153,60 @@
     });
   }
 
+  // ---------------------------------------------------------------- the fleet table's changes
+  function points(root) {
+    var el = root.querySelector(".map-points");
+    try { return el ? JSON.parse(el.textContent) : []; } catch (e) { return []; }
+  }
+
+  function sendPoints(root, list, replace) {
+    document.dispatchEvent(new CustomEvent("cctv:points", {detail: {source: root, points: list, replace: replace}}));
+  }
+
+  function liveFleet(root) {
+    var ms = parseInt(root.dataset.pollMs || "5000", 10);
+    var state = function () { return root.querySelector("#fleet-state"); };
+
+    function resync() {
+      return fetch(root.dataset.liveUrl, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+        .then(function (r) {
+          var type = r.headers.get("Content-Type") || "";
+          if (!r.ok || type.indexOf("text/html") !== 0 || r.redirected) { throw new Error(String(r.status)); }
+          return r.text();
+        })
+        .then(function (html) {
+          root.innerHTML = html;
+          refreshAges(root);
+          sendPoints(root, points(root), true);
+        });
+    }
+
+    every(ms, function () {
+      var url = new URL(root.dataset.changesUrl, window.location.href);
+      url.searchParams.set("t", state() ? state().dataset.t : "");
+      return getJSON(url).then(function (data) {
+        if (data.resync) { return resync(); }
+        var missing = false, table = root.querySelector("#fleet-table tbody");
+        Object.keys(data.rows || {}).forEach(function (pk) {
+          var old = document.getElementById("unit-" + pk);
+          if (old) { old.replaceWith(fragment(data.rows[pk])); } else { missing = true; }
+        });
+        (data.hide || []).forEach(function (pk) {
+          var old = document.getElementById("unit-" + pk);
+          if (old) { old.remove(); }
+        });
+        if (data.summary) { root.querySelector("#fleet-summary").innerHTML = data.summary; }
+        if (data.points && data.points.length) { sendPoints(root, data.points, false); }
+        state().dataset.t = data.t;
+        refreshAges(table);
+        if (missing && state().dataset.pages === "1") { return resync(); }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-poll-url]").forEach(pollFragment);
+    document.querySelectorAll("[data-changes-url]").forEach(liveFleet);
     document.querySelectorAll("table[data-feed-url]").forEach(pollFeed);
     setupAlerts();
     refreshAges(document);

@@ -11,11 +11,12 @@ from typing import Any
 from flask import Flask, Response, request
 
 from control_room import auth
-from control_room.web import auditlog, common, events, fleet, locations, review, units
+from control_room.web import auditlog, common, events, fleet, locations, maps, review, units
 
 # Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
+# The one exception: map tiles from the configured tile server (maps.tile_source).
 CSP = (
-    "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data:{tiles}; media-src 'self'; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
@@ -41,8 +42,9 @@ def init_app(app: Flask) -> None:
 def _security_headers(response: Response) -> Response:
     if request.path.startswith("/api/"):
         return response
+    tiles = maps.tile_source(common.settings().map_tile_url)
     headers: dict[str, Any] = {
-        "Content-Security-Policy": CSP,
+        "Content-Security-Policy": CSP.format(tiles=f" {tiles}" if tiles else ""),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",

@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter
 
 from control_room import clock
 from control_room.db import get_session
+from control_room.fleet import human_distance
 from control_room.web.cells import human_age, human_bytes
 
 LONDON = ZoneInfo("Europe/London")
@@ -87,11 +88,7 @@ def ago(value: datetime | None, at: datetime) -> str:
 
 def distance(metres: float | None) -> str:
     """A distance people read at a glance: "35 m", "850 m", "30.3 km"."""
-    if metres is None:
-        return "-"
-    if metres < 1000:
-        return f"{metres:.0f} m"
-    return f"{metres / 1000:.1f} km" if metres < 100_000 else f"{metres / 1000:.0f} km"
+    return "-" if metres is None else human_distance(metres)
 
 
 def iso(value: datetime | None) -> str:

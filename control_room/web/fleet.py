@@ -1,27 +1,34 @@
 """Fleet page: every unit the user's council owns, online or not, each component's state, and a map.
 
-The table and map are one fragment (`/fleet/live`) that the page re-fetches every few seconds, so a
-unit turns online without a reload. Online/offline and badges come from control_room.fleet.
+The page asks `/fleet/changes?t=<cursor>` every few seconds and gets only the rows of units that
+changed since (a heartbeat, going offline, a deployment edit), the summary line and their map points;
+`/fleet/live` (the whole table) is fetched only to resynchronise. Status and badges come from
+control_room.fleet; relative ages ("40 s ago") count up in the browser.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, g, jsonify, render_template, request, url_for
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from control_room import fleet, scope
 from control_room.auth import require
 from control_room.models import Deployment, Unit
-from control_room.web import common
+from control_room.web import common, maps
 from control_room.web.cells import Cell, cells
 from control_room.web.charts import MapPoint, MapView, plot_map
 
 bp = Blueprint("fleet", __name__)
 MAX_MAP_LABELS = 60
 PAGE_SIZE = 200  # rows per page: a partnership's fleet page stays small enough to refresh every few seconds
+# A heartbeat stamped just before the last poll but committed just after it is not missed (the cost:
+# rows of heartbeats in the last half second before a poll are sent twice).
+CHANGE_OVERLAP = timedelta(seconds=0.5)
 
 
 @dataclass
@@ -30,6 +37,7 @@ class FleetRow:
     status: fleet.UnitStatus
     cells: dict[str, Cell]
     deployment: Deployment | None
+    flags: list[fleet.Badge] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,12 @@ def fleet_rows(f: FleetFilter) -> list[FleetRow]:
     units = db.scalars(stmt).all()
     active = _active_deployments(db)
     now, settings = common.now(), common.settings()
-    rows = [
-        FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), active.get(u.id))
-        for u in units
-    ]
+    today = now.astimezone(common.LONDON).date()
+    rows = []
+    for u in units:
+        dep = active.get(u.id)
+        flags = fleet.deployment_flags(dep, u, today, far_m=common.gps_far_m()) if dep is not None else []
+        rows.append(FleetRow(u, fleet.unit_status(u, now, settings), cells(u.last_state, now), dep, flags))
     if f.attention:
         rows = [r for r in rows if r.status.needs_attention]
     return sorted(rows, key=_worst_first)
@@ -134,6 +144,29 @@ def fleet_map(rows: list[FleetRow]) -> MapView:
     return plot_map(points)
 
 
+def unit_state(row: FleetRow) -> str:
+    """The marker colour: offline, needs attention, or online and well."""
+    if not row.status.online:
+        return "offline"
+    return "attention" if row.status.needs_attention else "online"
+
+
+def map_points(rows: list[FleetRow]) -> list[dict[str, Any]]:
+    """The street map's markers: each unit with a position, and each site a shown unit is deployed at."""
+    out: list[dict[str, Any]] = []
+    seen_sites: set[int] = set()
+    for row in rows:
+        dep = row.deployment
+        if dep is not None and dep.site_id not in seen_sites:
+            seen_sites.add(dep.site_id)
+            out.append(maps.Point("site", f"site-{dep.site_id}", dep.site.name, dep.site.lat, dep.site.lon,
+                                  "site", url_for("locations.site", site_id=dep.site_id)).as_json())
+        if row.unit.lat is not None and row.unit.lon is not None:
+            out.append(maps.Point("unit", row.unit.unit_id, row.unit.unit_id, row.unit.lat, row.unit.lon,
+                                  unit_state(row), url_for("units.page", unit_id=row.unit.unit_id)).as_json())
+    return out
+
+
 def _context() -> dict[str, Any]:
     f = FleetFilter.from_request()
     rows = fleet_rows(f)
@@ -146,6 +179,8 @@ def _context() -> dict[str, Any]:
         "page": page,
         "pages": pages,
         "map": fleet_map(shown),
+        "points": map_points(shown),
+        "tiles": maps.tile_config(),
         "now": common.now(),
         "filters": f,
         "online": sum(r.status.online for r in rows),
@@ -167,4 +202,61 @@ def index() -> str:
 @bp.route("/fleet/live")
 @require("fleet")
 def live() -> str:
+    """The whole table, its summary and map points: for a page that has to resynchronise."""
     return render_template("fleet/_live.html", **_context())
+
+
+def _cursor(text: str | None) -> datetime | None:
+    try:
+        return common.to_utc(datetime.fromisoformat(text or ""))
+    except ValueError:
+        return None
+
+
+def changed_units(since: datetime, now: datetime) -> set[int]:
+    """Visible units whose row may read differently than at `since`: a heartbeat arrived, the unit
+    went offline (its last heartbeat crossed the offline limit) or was revoked, or one of its
+    deployments was made, edited, reviewed or ended. (A new unit shows once it first reports.)"""
+    db = common.db()
+    lo = since - CHANGE_OVERLAP
+    off = timedelta(seconds=common.settings().offline_after_s())
+    deployments = select(Deployment.unit_pk).where(
+        or_(Deployment.created_at >= lo, Deployment.updated_at >= lo, Deployment.recovered_at >= lo)
+    )
+    stmt = scope.visible(db, Unit, g.user).with_only_columns(Unit.id).where(
+        or_(
+            Unit.last_seen_at >= lo,
+            and_(Unit.last_seen_at >= lo - off, Unit.last_seen_at <= now - off),
+            Unit.revoked_at >= lo,
+            Unit.id.in_(deployments),
+        )
+    )
+    return set(db.scalars(stmt))
+
+
+@bp.route("/fleet/changes")
+@require("fleet")
+def changes() -> Any:
+    """Only what changed since the cursor `t`: the changed units' rows (`rows`, by unit pk; `hide` for
+    those no longer matching the filters), the summary line and their map points. Nothing changed:
+    a few bytes. No or a bad cursor: `resync` (fetch /fleet/live)."""
+    now = common.now()
+    since = _cursor(request.args.get("t"))
+    if since is None:
+        return jsonify(t=now.isoformat(), resync=True)
+    changed = changed_units(since, now)
+    if not changed:
+        return jsonify(t=now.isoformat())
+    context = _context()
+    shown = {row.unit.id: row for row in context["rows"]}
+    rows = {
+        str(pk): render_template("fleet/_row.html", row=shown[pk], **context) for pk in changed if pk in shown
+    }
+    moved = [shown[pk] for pk in changed if pk in shown]
+    return jsonify(
+        t=now.isoformat(),
+        rows=rows,
+        hide=[str(pk) for pk in changed if pk not in shown],
+        summary=render_template("fleet/_summary.html", **context),
+        points=map_points(moved),
+    )

@@ -150,7 +150,7 @@ def _save_deployment(unit: Unit, action: str, previous: Deployment | None) -> An
         return _page(str(exc), 400)
     if previous is not None:
         previous.recovered_at = fields["start"]
-    dep = Deployment(unit_pk=unit.id, created_by_id=g.user.id, **fields)
+    dep = Deployment(unit_pk=unit.id, created_by_id=g.user.id, created_at=common.now(), **fields)
     db.add(dep)
     db.flush()
     audit.record(

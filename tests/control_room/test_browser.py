@@ -52,7 +52,8 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, s3_endpoint: str) -> Settings:
-    return s3_settings(tmp_path, database_url, s3_endpoint, web_poll_s=0.5)
+    # no street map tiles from the internet: test_browser_map.py serves its own
+    return s3_settings(tmp_path, database_url, s3_endpoint, web_poll_s=0.5, map_tile_url="")
 
 
 def log_in(page, base: str, username: str) -> None:  # noqa: ANN001

@@ -282,7 +282,8 @@ def test_fleet_filters_attention_and_search(app, unit, factory) -> None:  # noqa
     search = alice.get("/fleet/live?q=002").get_data(as_text=True)
     assert 'data-unit="herts-mcu-001"' not in search and 'data-unit="herts-mcu-002"' in search
     page = alice.get("/?attention=1").get_data(as_text=True)
-    assert 'data-poll-url="/fleet/live?attention=1"' in page  # the live refresh keeps the filter
+    assert 'data-changes-url="/fleet/changes?attention=1"' in page  # the live refresh keeps the filter
+    assert 'data-live-url="/fleet/live?attention=1"' in page
     assert alice.get("/fleet/live?q=%25").status_code == 200  # LIKE wildcards are literal
     assert 'data-unit="' not in alice.get("/fleet/live?q=%25").get_data(as_text=True)
 
@@ -341,7 +342,7 @@ def test_fleet_pages_put_the_worst_units_first(app, unit, factory, monkeypatch) 
     third = alice.get("/fleet/live?page=3").get_data(as_text=True)
     assert re.findall(r'data-unit="(herts-mcu-\d+)"', third) == ["herts-mcu-004"]
     page = alice.get("/?page=2").get_data(as_text=True)
-    assert 'data-poll-url="/fleet/live?page=2"' in page
+    assert 'data-changes-url="/fleet/changes?page=2"' in page
     assert re.findall(r'data-unit="(herts-mcu-\d+)"', page) == ["herts-mcu-002", "herts-mcu-003"]
 
 
