@@ -164,10 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     _add(sub, "prune", cmd_prune, "delete chart samples older than sample_retention_days (run daily)", [])
     _add(sub, "request-upload", cmd_request_upload, "ask a unit for the footage of a time range", [
         (("unit_id",), {}), (("start",), {}), (("end",), {})])
-    from control_room.evidence import stores  # police evidence (docs/evidence.md)
+    from control_room.evidence import roles, stores  # police evidence (docs/evidence.md)
 
     _add(sub, "add-police-store", stores.cmd_add_police_store, "a force's S3 store for evidence packages",
          stores.ARGUMENTS)
+    _add(sub, "evidence-roles", roles.cmd_evidence_roles, "roles allowed an evidence action, per council",
+         roles.ROLE_ARGUMENTS)
     return p
 
 

@@ -67,3 +67,44 @@ def set_roles(db: Session, council_id: int, permission: str, roles: list[str]) -
         db.add(EvidenceRoleGrant(council_id=council_id, permission=permission, roles=sorted(roles)))
     else:
         row.roles = sorted(roles)
+
+
+ROLE_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, object]]] = [
+    (("council",), {"help": "council slug"}),
+    (("permission",), {"choices": list(DEFAULTS)}),
+    (("roles",), {"nargs": "*", "help": "roles allowed (none = only a partnership admin)"}),
+    (("--default",), {"action": "store_true", "help": "back to the built-in default"}),
+]
+
+
+def cmd_evidence_roles(args: object, settings: object) -> int:
+    """`cctv-control-room evidence-roles COUNCIL PERMISSION ROLE...`: configure and audit one grant."""
+    from control_room import audit
+    from control_room.db import make_engine, session_scope
+    from control_room.models import Council
+
+    engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)  # type: ignore[attr-defined]
+    with session_scope(engine) as s:
+        council = s.scalar(select(Council).where(Council.slug == args.council))  # type: ignore[attr-defined]
+        if council is None:
+            raise ValueError(f"unknown council {args.council!r}")  # type: ignore[attr-defined]
+        permission = args.permission  # type: ignore[attr-defined]
+        if args.default:  # type: ignore[attr-defined]
+            row = s.scalar(
+                select(EvidenceRoleGrant).where(
+                    EvidenceRoleGrant.council_id == council.id, EvidenceRoleGrant.permission == permission
+                )
+            )
+            if row is not None:
+                s.delete(row)
+            roles = sorted(DEFAULTS[permission])
+        else:
+            roles = sorted(set(args.roles))  # type: ignore[attr-defined]
+            set_roles(s, council.id, permission, roles)
+        audit.record(
+            s, None, "evidence_roles", "council", council.slug, {"permission": permission, "roles": roles}
+        )
+        print(
+            f"{council.slug}: '{permission}' allowed to {', '.join(roles) or 'partnership admins only'}"
+        )
+    return 0

@@ -138,3 +138,23 @@ def test_roles_are_per_council_and_configurable(app, admin, factory) -> None:
         council_id = s.get(DisclosureRequest, rid).council_id
         roles.set_roles(s, council_id, "approve", ["officer", "admin"])
     assert officer.post(f"/evidence/{rid}/decide", decision="approve").status_code == 302
+
+
+def test_evidence_roles_command_configures_a_council_and_refuses_bad_input(
+    app, admin, factory, settings, capsys
+) -> None:
+    from control_room import cli
+
+    base = ["--database-url", settings.database_url, "evidence-roles"]
+    assert cli.main([*base, "herts", "approve", "officer", "admin"]) == 0
+    assert "herts: 'approve' allowed to admin, officer" in capsys.readouterr().out
+    assert cli.main([*base, "herts", "approve", "chief"]) == 2
+    assert "unknown role(s): chief" in capsys.readouterr().err
+    assert cli.main([*base, "nowhere", "approve", "admin"]) == 2
+    officer = staff(app, factory, "off2", "officer")
+    rid = request_id(record_request(officer, T0, T0 + timedelta(minutes=5)))
+    assert officer.post(f"/evidence/{rid}/decide", decision="approve").status_code == 302
+    assert cli.main([*base, "herts", "approve", "--default"]) == 0
+    with session_scope(get_engine(app)) as s:
+        rows = select(func.count()).select_from(AuditLog).where(AuditLog.action == "evidence_roles")
+        assert s.scalar(rows) == 2
