@@ -8,13 +8,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := chromium postgresql systemd debootstrap systemd-container
 
-.PHONY: demo test lint venv system-deps bench clean
+.PHONY: demo demo-agent demo-check test lint venv system-deps bench clean
 
 $(STAMP): pyproject.toml
+	@echo "setup: creating the Python environment $(VENV) (first run only; later runs reuse it)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "setup: upgrading pip"
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "setup: installing mobile-cctv with the control-room and test extras (numpy, OpenCV, PyAV, boto3,"
+	@echo "       Flask, SQLAlchemy, moto, Playwright, ...): about 2-5 minutes the first time"
 	$(BIN)/pip install --quiet -e '.[control-room,test]'
 	touch $(STAMP)
+	@echo "setup: done"
 
 venv: $(STAMP)
 
@@ -22,18 +27,30 @@ system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    echo "installing Debian packages:$$missing (waits up to 10 min if another apt job holds the lock)"; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	  fi; \
 	else echo "not root: Debian packages ($(APT_PACKAGES)) not installed; tests needing them will skip"; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent control_room provisioning tests benchmarks
+	$(BIN)/ruff check agent control_room provisioning tests benchmarks demo
 
 test: system-deps $(STAMP) lint
+	$(MAKE) --no-print-directory demo-check
 	$(BIN)/pytest -q
 
+# The whole system: S3 (moto), the control room and three simulated units; Ctrl-C stops everything.
 demo: $(STAMP)
+	$(BIN)/python -m demo run $(DEMO_ARGS)
+
+# Proof for CI: a fixed ~2-minute run, then every event checked in S3, the control room and Chromium.
+demo-check: $(STAMP)
+	$(BIN)/python -m demo check $(DEMO_ARGS)
+
+# The unit agent alone over a sample clip (a fresh demo-output/ each time).
+demo-agent: $(STAMP)
+	rm -rf demo-output
 	$(BIN)/cctv-agent run --config firmware_config/demo.toml
 
 bench: $(STAMP)
@@ -48,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evidence.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output demo-run demo-check-run .pytest_cache .ruff_cache

@@ -1,7 +1,8 @@
 """`cctv-agent uploads`: the upload queue for a field engineer on the unit (read from agent.db).
 
 Shows pending, in progress, held, failed and rejected work with bytes and ages; `--request EVENT`
-lets the event jump the queue and pass the data budget (what a control-room request does).
+lets the event jump the queue and pass the data budget (what a control-room request does);
+`--drain` uploads everything queued (agent stopped) with a progress bar, then exits.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import sys
 from typing import Any
 
 from agent.clock import SystemClock, iso_utc
-from agent.config import load_config
+from agent.config import Config, load_config
 from agent.db import connect, db_path
 from agent.errors import InputError
+from agent.progress import Progress
 from agent.upload.budget import DataBudget
+from agent.upload.drain import drain
 from agent.upload.queue import UploadQueue
 from agent.upload.stats import open_jobs, queue_stats, rejected_events
 
@@ -24,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="unit config (TOML)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--request", metavar="EVENT_ID", help="upload this event first, past the data budget")
+    parser.add_argument("--drain", action="store_true",
+                        help="upload everything queued now, then exit (stop the agent first); "
+                             "exit 1 if anything is left")
+    parser.add_argument("--timeout", type=float, default=3600.0, metavar="S",
+                        help="--drain gives up after this many seconds (default 3600)")
 
 
 def queue_report(queue: UploadQueue, budget: DataBudget, now: float) -> dict[str, Any]:
@@ -85,6 +93,8 @@ def _print_text(rep: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if args.drain:
+        return _drain(cfg, args.timeout)
     path = db_path(cfg.unit.data_dir)
     if not path.exists():
         raise InputError(f"{path}: no agent database (has the agent run on this unit?)")
@@ -105,3 +115,14 @@ def main(args: argparse.Namespace) -> int:
     else:
         _print_text(rep)
     return 0
+
+
+def _drain(cfg: Config, timeout_s: float) -> int:
+    if timeout_s <= 0:
+        raise InputError("--timeout must be positive")
+    if not cfg.upload.enabled:
+        raise InputError("upload.enabled is false in this config: nothing would be uploaded")
+    progress = Progress(0, f"draining {cfg.unit.id}", unit="B")
+    result = drain(cfg, SystemClock(), timeout_s, progress)
+    progress.close(result.summary())
+    return 0 if result.drained and result.stats.failed == 0 and result.stats.held == 0 else 1

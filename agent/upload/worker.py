@@ -116,6 +116,10 @@ class UploadService:
             self._observer.join(1.0)
         return not any(t.is_alive() for t in self._threads)
 
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the start-up scan has queued every record already in the outbox."""
+        return self._ready.wait(timeout)
+
     def request_event(self, event_id: str) -> bool:
         """A control-room request: the event jumps the queue and its clip passes the data budget."""
         conn = connect(self._db)
