@@ -15,7 +15,7 @@ from agent.clock import Clock
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import InputError
-from agent.outbox import OUTBOX_DIR
+from agent.events.outbox import OUTBOX_DIR
 from agent.progress import Progress
 from agent.upload.stats import QueueStats, queue_stats
 from agent.upload.worker import RetryPolicy, UploadService
