@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := chromium postgresql systemd debootstrap systemd-container
 
-.PHONY: demo demo-agent demo-check test lint venv system-deps bench clean
+.PHONY: demo demo-agent demo-check test lint venv system-deps bench readme-table clean
 
 $(STAMP): pyproject.toml
 	@echo "setup: creating the Python environment $(VENV) (first run only; later runs reuse it)"
@@ -53,16 +53,21 @@ demo-agent: $(STAMP)
 	rm -rf demo-output
 	$(BIN)/cctv-agent run --config firmware_config/demo.toml
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/motion.py
-	$(BIN)/python benchmarks/upload.py
-	$(BIN)/python benchmarks/recording.py
-	$(BIN)/python benchmarks/masks.py
-	$(BIN)/python benchmarks/events.py
-	$(BIN)/python benchmarks/heartbeat.py
-	$(BIN)/python benchmarks/control_room.py
-	$(BIN)/python benchmarks/control_room_web.py
-	$(BIN)/python benchmarks/evidence.py
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCHMARKS := motion upload recording masks events heartbeat control_room control_room_web evidence
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "setup: installing the bench extra (matplotlib, for the plots)"
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+# Every benchmark with progress (logs in build/bench-logs/), then the PNG plots and the README table.
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run_all.py $(BENCHMARKS)
+
+# The README's benchmark table from benchmarks/results/*.json (never edited by hand).
+readme-table: $(STAMP)
+	$(BIN)/python benchmarks/readme_table.py
 
 clean:
 	rm -rf $(VENV) demo-output demo-run demo-check-run .pytest_cache .ruff_cache

@@ -45,7 +45,7 @@ PEOPLE = (
 def create_partnership(cli: list[str], env: dict[str, str]) -> tuple[list[Login], dict[str, str]]:
     """Migrate, then councils, people (random passwords) and units (tokens) through the CLI."""
     run_command([*cli, "db", "upgrade"], env)
-    with ThreadPoolExecutor(4) as pool:  # independent commands side by side: start-up is their cost
+    with ThreadPoolExecutor(2) as pool:  # independent commands side by side: start-up is their cost
         list(pool.map(lambda item: run_command([*cli, "create-council", *item], env), COUNCILS.items()))
         logins = [Login(username, role, council, secrets.token_urlsafe(9))  # 12 characters, printed once
                   for username, role, council in PEOPLE]
