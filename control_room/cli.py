@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from control_room import __version__, migrate, names, provision
@@ -35,13 +35,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cctv-control-room: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
-        print(f"cctv-control-room: database error: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-              file=sys.stderr)
+        first = str(exc).splitlines()[0]
+        hint = " (run `cctv-control-room db upgrade` first)" if _missing_table(first) else ""
+        print(f"cctv-control-room: database error: {type(exc).__name__}: {first}{hint}", file=sys.stderr)
         return 2
 
 
+def _missing_table(message: str) -> bool:
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
+
+
 def _engine(settings: Settings) -> Engine:
-    return make_engine(settings.resolved_database_url(), settings.db_pool_size)
+    """An engine on a database at the newest schema. An empty database (a first run) gets the schema,
+    saying so; one at an older revision is refused with the command that upgrades it (upgrading a
+    partnership's database is a decision for its administrator, not a side effect)."""
+    engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    if current == head:
+        return engine
+    if current is None and not inspect(engine).get_table_names():
+        print("cctv-control-room: the database is empty: creating its schema first (db upgrade)",
+              file=sys.stderr)
+        migrate.upgrade(engine)
+        return engine
+    raise SettingsError(f"the database schema is at revision {current or 'none'}, this version needs {head}: "
+                        "run `cctv-control-room db upgrade` first")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -63,7 +81,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
+    engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     if args.action == "upgrade":
         migrate.upgrade(engine)
     print(f"database at revision {migrate.current_revision(engine)} (newest {migrate.head_revision()})")
