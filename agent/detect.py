@@ -16,6 +16,7 @@ from agent.config import Config, UnitConfig, load_config
 from agent.detection.analyser import Analyser
 from agent.errors import InputError
 from agent.events.tracker import Event
+from agent.progress import Progress
 from agent.sources import make_source
 from agent.sources.file import probe_video
 
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config) if args.config else Config(unit=UnitConfig(id=DEFAULT_UNIT))
-    events, frames = detect_file(cfg, args.video)
+    progress = Progress(0, f"detect {args.video.name}", unit="frames")  # stderr: stdout stays the result
+    events, frames = detect_file(cfg, args.video, progress)
     if args.json:
         for ev in events:
             print(json.dumps(ev.as_dict()))
@@ -61,10 +63,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def detect_file(cfg: Config, path: Path) -> tuple[list[DetectedEvent], int]:
+def detect_file(cfg: Config, path: Path, progress: Progress | None = None
+                ) -> tuple[list[DetectedEvent], int]:
     """Run the detector and tracker over every frame of `path`; (events, frames read).
 
-    Raises InputError for a missing, non-video or truncated file.
+    Raises InputError for a missing, non-video or truncated file. `progress` (frames) is shown for a
+    long file: a bar on a terminal, a line every few seconds otherwise.
     """
     camera = cfg.camera.model_copy(update={"source": "file", "device": str(path), "pace": "fast",
                                            "loop": False})
@@ -74,18 +78,33 @@ def detect_file(cfg: Config, path: Path) -> tuple[list[DetectedEvent], int]:
     analyser = Analyser(cfg, cfg.unit.id, keep_images=False)
     closed: list[Event] = []
     frames, t0 = 0, None
+    if progress is not None:
+        progress.total = declared
     try:
         while (frame := source.read(timeout=5.0)) is not None:
             t0 = frame.t if t0 is None else t0
             frames += 1
             closed.extend(c.event for c in analyser.feed(frame))
+            if progress is not None and frames % 25 == 0:
+                progress.update(frames)
         closed.extend(c.event for c in analyser.finish())
+    except BaseException:
+        if progress is not None:
+            progress.abandon()
+        raise
     finally:
         source.close()
-    if frames == 0:
-        raise InputError(f"{path}: no video frames could be decoded")
-    if declared and frames < declared * (1 - TRUNCATION_TOLERANCE):
-        raise InputError(f"{path}: truncated video: decoded {frames} of {declared} frames")
+    problem = (f"{path}: no video frames could be decoded" if frames == 0 else
+               f"{path}: truncated video: decoded {frames} of {declared} frames"
+               if declared and frames < declared * (1 - TRUNCATION_TOLERANCE) else "")
+    if progress is not None:
+        if problem:
+            progress.abandon()
+        else:
+            progress.update(frames)
+            progress.close(f"{len(closed)} events")
+    if problem:
+        raise InputError(problem)
     return relative_events(closed, t0 or 0.0), frames
 
 

@@ -1,7 +1,8 @@
 """Progress of long-running commands (`detect` on a long file, `uploads --drain`, benchmarks).
 
-On a terminal: one bar redrawn in place; otherwise (a log file, CI, journald): a plain line at most
-every `every_s` seconds and at the end, so logs stay readable. Writes to stderr; no dependencies.
+On a terminal: one bar redrawn in place; otherwise (a log file, CI, journald): a plain line every
+`every_s` seconds (none for a job shorter than that) and one at the end, so logs stay readable.
+Writes to stderr; no dependencies.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Progress:
         self.every_s, self.clock = every_s, clock
         self.start = clock()
         self.done = 0.0
-        self._last_line = -1e18
+        self._last_line = self.start  # the first plain line after every_s: short jobs stay quiet
         self._drawn = False
 
     def text(self) -> str:
@@ -60,13 +61,23 @@ class Progress:
             self._drawn = True
         elif now - self._last_line >= self.every_s:
             self._last_line = now
+            self._drawn = True
             print(self.text(), file=self.stream, flush=True)
 
-    def close(self, final: str = "") -> None:
-        """The last state on its own line (a finished bar stays on screen)."""
+    def close(self, final: str = "", always: bool = False) -> None:
+        """The last state on its own line (a finished bar stays on screen); a job that never showed
+        progress adds nothing unless `always` (when the line is the command's result)."""
+        if not (self._drawn or always):
+            return
         line = self.text() + (f"  {final}" if final else "")
         if self.tty:
             self.stream.write("\r\033[K" + line + "\n")
             self.stream.flush()
         else:
             print(line, file=self.stream, flush=True)
+
+    def abandon(self) -> None:
+        """The job failed: clear a bar from the terminal so the error line stands alone."""
+        if self.tty and self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

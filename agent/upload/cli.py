@@ -124,5 +124,5 @@ def _drain(cfg: Config, timeout_s: float) -> int:
         raise InputError("upload.enabled is false in this config: nothing would be uploaded")
     progress = Progress(0, f"draining {cfg.unit.id}", unit="B")
     result = drain(cfg, SystemClock(), timeout_s, progress)
-    progress.close(result.summary())
+    progress.close(result.summary(), always=True)
     return 0 if result.drained and result.stats.failed == 0 and result.stats.held == 0 else 1
