@@ -60,6 +60,9 @@ class Settings(BaseModel):
     share_default_days: int = Field(7, ge=1, le=90, description="share link lifetime by default")
     share_max_days: int = Field(14, ge=1, le=90, description="longest share link lifetime allowed")
     share_code_attempts: int = Field(5, ge=1, le=20, description="wrong codes before a link locks")
+    evidence_bucket: str = Field("", description="also keep packages in this bucket; links then hand out "
+                                 "presigned URLs (<= 5 min, minted per click); empty = served by the service")
+    evidence_prefix: str = Field("evidence", description="key prefix of packages in evidence_bucket")
     smtp_host: str = Field("", description="SMTP server for access codes; empty = cannot send")
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_starttls: bool = Field(True, description="STARTTLS with certificate verification")

@@ -46,6 +46,13 @@ class BuildConfig:
     evidence_dir: Path
     key: Ed25519PrivateKey
     organisation: str
+    evidence_bucket: str = ""  # also store the zip there (for presigned share downloads)
+    evidence_prefix: str = "evidence"
+
+
+def stored_key(prefix: str, pkg: EvidencePackage) -> str:
+    """The zip's key in the evidence bucket."""
+    return "/".join(p for p in (prefix.strip("/"), pkg.file_name) if p)
 
 
 def _file_start(name: str) -> datetime | None:
@@ -109,6 +116,29 @@ def _zip(bag_dir: Path, out: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _store(cfg: BuildConfig, path: Path, key: str, digest: str) -> None:
+    """Upload the zip with its SHA-256 checksum; a refusal fails the build (the local zip is removed)."""
+    import base64
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with path.open("rb") as fh:
+            cfg.client.put_object(
+                Bucket=cfg.evidence_bucket,
+                Key=key,
+                Body=fh,
+                ContentType="application/zip",
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
+            )
+    except (ClientError, BotoCoreError) as exc:
+        path.unlink(missing_ok=True)
+        raise PackageError(
+            f"could not store the package in {cfg.evidence_bucket} ({type(exc).__name__})"
+        ) from None
 
 
 def package_path(evidence_dir: Path, pkg: EvidencePackage) -> Path:
@@ -179,6 +209,8 @@ def build(
         created_at=now,
         created_by_id=user.id,
     )
+    if cfg.evidence_bucket:
+        _store(cfg, out, stored_key(cfg.evidence_prefix, pkg), digest)
     db.add(pkg)
     req.state = RequestState.PACKAGED
     db.flush()

@@ -215,6 +215,8 @@ def build_config() -> package.BuildConfig:
         evidence_dir=evidence_dir(),
         key=signing_key(),
         organisation=s.evidence_org,
+        evidence_bucket=s.evidence_bucket,
+        evidence_prefix=s.evidence_prefix,
     )
 
 
