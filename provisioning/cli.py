@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from control_room import names
 from control_room import provision as cr
+from protocol.times import parse_aware
 from provisioning import bucket, units
 from provisioning.settings import ProvisionError, Settings, load
 
@@ -47,12 +48,9 @@ def _line(exc: BaseException) -> str:
 
 def _utc(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProvisionError(f"time {text!r} is not an ISO 8601 time, e.g. 2026-11-28T13:00:00Z") from None
-    if value.tzinfo is None:
-        raise ProvisionError(f"time {text!r} needs a zone, e.g. 2026-11-28T13:00:00Z")
-    return value.astimezone(UTC)
+        return parse_aware(text)
+    except ValueError as err:
+        raise ProvisionError(f"time {text!r}: {err}, e.g. 2026-11-28T13:00:00Z") from None
 
 
 def cmd_unit_add(args: argparse.Namespace, settings: Settings) -> int:

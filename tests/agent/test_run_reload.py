@@ -4,7 +4,6 @@ a new detector or event setting is taken at the next analysed frame."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -20,6 +19,7 @@ from agent.recording.index import SegmentIndex
 from agent.runner import run
 from agent.sources.base import Frame
 from tests.agent.footage import T0
+from tests.waiting import holds_within
 
 LEFT = [[0.0, 0.0], [0.2, 0.0], [0.2, 1.0], [0.0, 1.0]]
 
@@ -85,9 +85,7 @@ def test_new_privacy_mask_applies_while_recording(tmp_path, fake_picamera2, monk
 
     def reload_then_stop(pipeline) -> None:
         def wait_for(n: int) -> None:
-            deadline = time.monotonic() + 60
-            while len(list(tmp_path.glob("recordings/*/*.mp4"))) < n and time.monotonic() < deadline:
-                time.sleep(0.05)
+            holds_within(lambda: len(list(tmp_path.glob("recordings/*/*.mp4"))) >= n, 60)
         def go() -> None:
             wait_for(2)
             pipeline.apply_config(masked)

@@ -29,6 +29,7 @@ from control_room.config import Settings
 from control_room.db import get_engine, session_scope
 from control_room.evidence.models import EvidencePackage
 from control_room.models import Event, Unit
+from tests import waiting
 from tests.control_room.web_fixtures import CHROMIUM_ARGS, chromium_path
 from tests.evidence.conftest import UNIT, code_from
 from tests.evidence.flow import uk, unzip
@@ -98,16 +99,9 @@ def app(settings: Settings) -> Iterator[Flask]:
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, proc: subprocess.Popen | None = None,
                log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+    def tail() -> str:
+        return log.read_text()[-3000:] if log is not None and log.exists() else ""
+    return waiting.wait_until(check, timeout, what, interval=0.2, proc=proc, detail=tail)
 
 
 def last_segment_end(data: Path) -> float:

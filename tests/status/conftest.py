@@ -18,6 +18,7 @@ import pytest
 
 from agent.clock import ManualClock
 from agent.config import Config, parse_config
+from tests.waiting import holds_within
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -201,14 +202,7 @@ class ControlRoom:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0,
                  clock: ManualClock | None = None, step: float = 0.0) -> bool:
         """Bounded real wait (a real socket is involved); optionally moving a ManualClock meanwhile."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            if clock is not None and step:
-                clock.advance(step)
-            time.sleep(0.02)
-        return predicate()
+        return holds_within(predicate, timeout, clock=clock, step=step, interval=0.02)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from agent.status.probes import Probes
 from agent.status.service import StatusService
 from tests.status.conftest import FIXTURES, RecordedRunner, make_config
 from tests.status.payloads import maximal_payload
+from tests.waiting import holds_within
 
 control_room = pytest.importorskip("control_room", reason="control room extras not installed")
 from control_room import create_app, instructions, provision  # noqa: E402
@@ -68,14 +69,7 @@ def room(tmp_path: Path) -> Iterator[Room]:
 
 
 def wait_for(predicate, timeout: float = 15.0, clock: ManualClock | None = None, step: float = 0.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if clock is not None:
-            clock.advance(step)
-        time.sleep(0.05)
-    return predicate()
+    return holds_within(predicate, timeout, clock=clock, step=step)
 
 
 def test_heartbeats_are_accepted_and_instructions_acknowledged(tmp_path: Path, room: Room,

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.status.test_sdnotify import NotifySocket
+from tests.waiting import holds_within
 
 REPO = Path(__file__).resolve().parents[2]
 W, H, FPS = 320, 240, 10
@@ -67,15 +68,6 @@ class StallingCamera:
         self._thread.join(5)
 
 
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.mark.slow
 def test_watchdog_stops_being_fed_when_the_camera_stalls(tmp_path: Path) -> None:
     camera = StallingCamera(tmp_path / "camera.y4m")
@@ -116,14 +108,14 @@ modem = false
         def texts() -> list[str]:
             return [m for _, m in sock.messages]
 
-        assert wait_until(lambda: any(m.startswith("READY=1") for m in texts()), 30), texts()
+        assert holds_within(lambda: any(m.startswith("READY=1") for m in texts()), 30), texts()
         # frames flow and segments are written: the watchdog is fed about every second
-        assert wait_until(lambda: texts().count("WATCHDOG=1") >= 4 and camera.frames > 50, 40), texts()
+        assert holds_within(lambda: texts().count("WATCHDOG=1") >= 4 and camera.frames > 50, 40), texts()
         assert proc.poll() is None
 
         camera.stall()
         stalled_at = time.monotonic()
-        assert wait_until(lambda: any(m.startswith("STATUS=unhealthy: camera") for m in texts()), 30), \
+        assert holds_within(lambda: any(m.startswith("STATUS=unhealthy: camera") for m in texts()), 30), \
             texts()
         unhealthy_at = next(t for t, m in sock.messages if m.startswith("STATUS=unhealthy: camera"))
         time.sleep(5)  # 5 watchdog intervals

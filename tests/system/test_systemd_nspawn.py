@@ -19,6 +19,7 @@ from typing import TypeVar
 import pytest
 
 from tests.system import rootfs
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = REPO / ".." / "shared" / "data" / "bgslibrary_video02.avi"  # 30 s, 320x240, 25 fps
@@ -63,14 +64,7 @@ T = TypeVar("T")
 
 
 def wait_for(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(probe, timeout, what, interval=interval)
 
 
 def prepare_share(share: Path, wheel_dir: Path) -> Path:

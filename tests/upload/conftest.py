@@ -30,6 +30,7 @@ from agent.fsutil import atomic_write_bytes
 from agent.upload.worker import RetryPolicy, UploadService
 from provisioning.iam import unit_policy
 from tests.upload.faultproxy import FaultProxy
+from tests.waiting import wait_until  # noqa: F401 (re-exported for the upload tests)
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -160,17 +161,6 @@ def proxy(moto_url: str) -> Iterator[FaultProxy]:
     p = FaultProxy(host, int(port)).start()
     yield p
     p.stop()
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll a condition on real time (the S3 server and the network are real); fail naming it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
