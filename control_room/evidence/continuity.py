@@ -184,3 +184,61 @@ def _raw_key(doc: dict[str, Any]) -> bytes:
     import base64
 
     return base64.b64decode(doc["public_key"])
+
+
+LATER_STEPS = {
+    "share_created": "delivered (share link)",
+    "pushed": "delivered (police store)",
+    "share_code": "link opened with the access code",
+    "receipt": "receipt confirmed",
+    "download": "downloaded",
+    "staff_download": "downloaded by staff",
+    "share_revoked": "share link revoked",
+    "held": "held",
+    "hold_released": "hold released",
+}
+
+
+def full_custody(db: Session, pkg: Any, zip_path: Any, now: datetime) -> dict[str, Any]:
+    """The package's own custody steps (from its signed continuity.json) followed by every later
+    step the register holds for it: delivered, receipt, downloaded, revoked, held, released."""
+    import json
+    import zipfile
+
+    from control_room.evidence.models import RegisterEntry
+
+    with zipfile.ZipFile(zip_path) as zf:
+        packaged = json.loads(zf.read(f"{pkg.exhibit_ref}/continuity.json"))
+    steps = list(packaged["custody"])
+    rows = db.scalars(
+        select(RegisterEntry)
+        .where(
+            RegisterEntry.request_id == pkg.request_id,
+            RegisterEntry.at >= pkg.created_at,
+            RegisterEntry.outcome == "ok",
+        )
+        .order_by(RegisterEntry.at, RegisterEntry.id)
+    )
+    for row in rows:
+        step = LATER_STEPS.get(row.action)
+        detail = row.detail or {}
+        if step is None or detail.get("exhibit", pkg.exhibit_ref) != pkg.exhibit_ref:
+            continue
+        who = row.actor or "-"
+        if row.recipient_name:
+            who += f" for {row.recipient_name}, {row.recipient_org}"
+        steps.append(
+            {
+                "step": step,
+                "at": _iso(row.at),
+                "by": who,
+                "detail": ", ".join(f"{k}={v}" for k, v in sorted(detail.items()) if k != "exhibit"),
+                "ip": row.ip,
+            }
+        )
+    return {
+        "exhibit_ref": pkg.exhibit_ref,
+        "package_sha256": pkg.sha256,
+        "generated_at": _iso(now),
+        "custody": steps,
+    }

@@ -74,3 +74,37 @@ def index() -> Any:
         values=[register.row_values(r, councils) for r in rows],
         columns=register.CSV_COLUMNS,
     )
+
+
+@bp.route("/<int:rid>/packages/<int:pid>/custody.json")
+@require("fleet")
+def custody(rid: int, pid: int) -> Response:
+    """The whole custody record of a package, signed (Ed25519, X-Signature-Ed25519, base64)."""
+    import base64
+    import json
+
+    from control_room.evidence import package
+    from control_room.evidence.continuity import full_custody
+    from control_room.evidence.models import DisclosureRequest, EvidencePackage
+    from control_room.evidence.web import evidence_dir, signing_key
+
+    db = common.db()
+    req = db.get(DisclosureRequest, rid)
+    ids = scope.council_ids(g.user)
+    pkg = db.get(EvidencePackage, pid)
+    if req is None or (ids is not None and req.council_id not in ids) or pkg is None or pkg.request_id != rid:
+        abort(404)
+    roles.require_allowed(db, "register", req.council_id)
+    doc = full_custody(db, pkg, package.package_path(evidence_dir(), pkg), common.now())
+    body = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    audit.record(db, g.user, "custody_view", "disclosure", req.reference, {"ip": request.remote_addr})
+    db.commit()
+    signature = base64.b64encode(signing_key().sign(body)).decode()
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={
+            "X-Signature-Ed25519": signature,
+            "Content-Disposition": f'attachment; filename="{pkg.exhibit_ref}-custody.json"',
+        },
+    )

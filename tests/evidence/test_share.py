@@ -203,3 +203,43 @@ def test_share_lifetime_is_capped_and_the_register_exports_csv_per_council(
 def test_package_path_is_private(packaged) -> None:
     _, _, _, path = packaged
     assert isinstance(path, Path) and (path.stat().st_mode & 0o077) == 0
+
+
+def test_the_custody_record_runs_from_recording_to_download_and_is_signed(app, packaged, smtp) -> None:
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from control_room.evidence.signing import raw_public
+
+    admin, rid, pkg, _ = packaged
+    link, code = make_link(admin, rid, pkg.id, smtp)
+    police = app.test_client()
+    enter(police, link, code)
+    csrf = csrf_from(police.get(link).get_data(as_text=True))
+    police.post(link + "/receipt", data={"csrf_token": csrf, "name": "PC Jane Smith", "confirm": "yes"})
+    assert police.get(link + "/download").status_code == 200
+    answer = admin.client.get(f"/evidence/{rid}/packages/{pkg.id}/custody.json")
+    assert answer.status_code == 200
+    with app.app_context():
+        from control_room.evidence.web import signing_key
+
+        public = raw_public(signing_key())
+    Ed25519PublicKey.from_public_bytes(public).verify(
+        base64.b64decode(answer.headers["X-Signature-Ed25519"]), answer.data
+    )
+    steps = [s["step"] for s in json.loads(answer.data)["custody"]]
+    for step in (
+        "recorded",
+        "uploaded",
+        "verified",
+        "approved",
+        "packaged",
+        "delivered (share link)",
+        "link opened with the access code",
+        "receipt confirmed",
+        "downloaded",
+    ):
+        assert step in steps, (step, steps)
+    assert steps.index("recorded") < steps.index("packaged") < steps.index("downloaded")
