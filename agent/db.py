@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DB_NAME = "agent.db"
@@ -41,3 +43,20 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
 
 def db_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on an autocommit connection (as connect() opens them): BEGIN IMMEDIATE,
+    COMMIT, or ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT (full disk) may have ended it already
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise

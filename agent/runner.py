@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.events.writer import EventWriter
 from agent.fsutil import remove_stale_tmp
 from agent.pipeline import Pipeline, Recorder
+from agent.recording.gaps import record_lost_segments
 from agent.recording.retention import Retention, marker_is_pending
 from agent.recording.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
@@ -97,13 +99,15 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
     data_dir.mkdir(parents=True, exist_ok=True)
     for folder in (data_dir / EVENTS_DIR, data_dir / OUTBOX_DIR):
         remove_stale_tmp(folder)
+    record_gaps(cfg, clock)  # before the recorder deletes the unfinished segment of a dead run
     recording_done = threading.Event()
     masker = LiveMasker([z.polygon for z in cfg.privacy.masks])  # shared: recording and snapshots
-    writer = EventWriter(cfg, data_dir, clock, recording_done, masker=masker)
+    writer = EventWriter(cfg, data_dir, clock, recording_done, masker=masker, room=room_maker(cfg, clock))
     live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
+    segment_done = threading.Event()  # wakes retention after each segment: a filling disk is caught at once
     pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock),
-                        recorder_factory(cfg, clock, masker), writer, recording_done, live=live,
-                        masker=masker)
+                        recorder_factory(cfg, clock, masker, segment_done.set), writer, recording_done,
+                        live=live, masker=masker)
     result = RunResult()
     restore = _install_signals(pipeline, result) if install_signals else None
     services: list[Any] = []
@@ -114,7 +118,7 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
         if on_pipeline is not None:
             on_pipeline(pipeline)
         retention = threading.Thread(target=retention_loop, args=(cfg, clock, housekeeping),
-                                     name="retention", daemon=True)
+                                     kwargs={"wake": segment_done}, name="retention", daemon=True)
         retention.start()
         services = start_services(cfg, clock)  # status last: it tells systemd we are ready
         for service in services:
@@ -131,6 +135,7 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
             restore()
         housekeeping.set()
         stop_services(services)
+        record_stopped(cfg, clock)
     if isinstance(pipeline.error, AgentError):
         raise pipeline.error
     if pipeline.error is not None:
@@ -160,11 +165,60 @@ def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSou
     return make
 
 
-def recorder_factory(cfg: Config, clock: Clock, masker: LiveMasker
+def recorder_factory(cfg: Config, clock: Clock, masker: LiveMasker,
+                     on_segment: Callable[[], None] | None = None
                      ) -> Callable[[sqlite3.Connection, StateStore, FrameSource], Recorder]:
-    """The hardware recorder for picamera2 (attached to the source), else the software one."""
+    """The hardware recorder for picamera2 (attached to the source), else the software one;
+    `on_segment` is called (must not block) after each published segment."""
     def make(conn: sqlite3.Connection, state: StateStore, source: FrameSource) -> Recorder:
-        return make_recorder(cfg, clock, SegmentIndex(conn), masker, source, state)
+        return make_recorder(cfg, clock, SegmentIndex(conn), masker, source, state,
+                             on_segment=(lambda _seg: on_segment()) if on_segment else None)
+    return make
+
+
+def record_gaps(cfg: Config, clock: Clock) -> None:
+    """Footage a dead run lost (its segment in progress) becomes a recorded, reported gap; then this
+    run is entered in the `agent` state row (pid, boot): `cctv-agent status` tells a stopped agent
+    from a running one by it, and the next start tells a power cut from a killed process."""
+    conn = connect(db_path(cfg.unit.data_dir))
+    try:
+        record_lost_segments(conn, recordings_dir(cfg.unit.data_dir), clock, boot_id())
+    except (OSError, sqlite3.Error) as err:
+        log.error("could not record the footage lost by the previous run: %s", err)
+    try:
+        StateStore(conn, clock).report("agent", state="running", pid=os.getpid(), boot_id=boot_id(),
+                                       started_at=clock.time())
+    finally:
+        conn.close()
+
+
+def record_stopped(cfg: Config, clock: Clock) -> None:
+    """A clean stop: the `agent` row says so (a kill -9 leaves it `running`, with a dead pid)."""
+    conn = connect(db_path(cfg.unit.data_dir))
+    try:
+        state = StateStore(conn, clock)
+        row = state.read("agent")
+        before = row.state if row else {}
+        state.report("agent", **(before | {"state": "stopped", "stopped_at": clock.time()}))
+    except sqlite3.Error as err:
+        log.error("could not record the stop: %s", err)
+    finally:
+        conn.close()
+
+
+def boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def room_maker(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection], Callable[[int], bool]]:
+    """For the event writer's thread: makes room on the disk for a clip before it is cut."""
+    def make(conn: sqlite3.Connection) -> Callable[[int], bool]:
+        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock),
+                              is_pending=pending_upload(cfg, conn))
+        return retention.make_room
     return make
 
 
@@ -178,9 +232,10 @@ def pending_upload(cfg: Config, conn: sqlite3.Connection) -> Callable[[str], boo
     return lambda event_id: marker(event_id) and queued(event_id)
 
 
-def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float | None = None) -> None:
-    """Thread: age and free-space retention until `stop` is set, once per segment length (10-60 s)
-    so a filling disk is caught within a segment or two."""
+def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float | None = None,
+                   wake: threading.Event | None = None) -> None:
+    """Thread: age and free-space retention until `stop` is set, after each segment (`wake`) and at
+    least once per segment length (10-60 s), so a filling disk is caught within a segment."""
     if interval_s is None:
         interval_s = min(60.0, max(10.0, cfg.recording.segment_seconds))
     conn = connect(db_path(cfg.unit.data_dir))
@@ -192,10 +247,25 @@ def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s:
                 retention.run_once()
             except (OSError, sqlite3.Error) as err:  # the next pass tries again: never a dead thread
                 log.error("retention failed: %s", err)
-            if stop.wait(interval_s):
+            if _wait(stop, wake, interval_s):
                 return
     finally:
         conn.close()
+
+
+def _wait(stop: threading.Event, wake: threading.Event | None, timeout_s: float) -> bool:
+    """Wait until `wake` or `stop` is set or the timeout passes; True if `stop` is set."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        if wake is not None and wake.wait(min(left, 0.5)):
+            wake.clear()
+            break
+        if wake is None:
+            stop.wait(left)
+    return stop.is_set()
 
 
 # Optional services: (config section, module, class). Each has start(), stop(), join(timeout).

@@ -8,11 +8,15 @@ dicts; a row per component holds JSON, the UTC time of its last update and the m
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from agent.clock import Clock
+
+log = logging.getLogger(__name__)
+REPORT_ERROR_LOG_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,23 @@ CREATE TABLE IF NOT EXISTS component_state (
     updated_at REAL NOT NULL,
     updated_mono REAL NOT NULL
 );
+"""
+COUNTERS_SQL = """
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 """
+
+
+def open_counters(conn: sqlite3.Connection) -> None:
+    conn.executescript(COUNTERS_SQL)
+
+
+def increment(conn: sqlite3.Connection, name: str, by: int = 1) -> None:
+    """Add to a counter (inside the caller's transaction, if any)."""
+    conn.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
+                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, by))
 
 
 class StateStore:
@@ -45,22 +61,27 @@ class StateStore:
     def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
-        conn.executescript(SCHEMA_SQL)
+        self._failed_at: dict[str, float] = {}
+        conn.executescript(SCHEMA_SQL + COUNTERS_SQL)
 
     def report(self, component: str, **state: Any) -> None:
-        self._conn.execute(
-            "INSERT INTO component_state(component, state, updated_at, updated_mono) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(component) DO UPDATE SET state=excluded.state, "
-            "updated_at=excluded.updated_at, updated_mono=excluded.updated_mono",
-            (component, json.dumps(state, default=str), self._clock.time(), self._clock.monotonic()),
-        )
+        """Best effort: a database that cannot be written now (a full disk, a long lock) costs this
+        report (logged), never the reporting thread; the stale row shows in status and liveness."""
+        try:
+            self._conn.execute(
+                "INSERT INTO component_state(component, state, updated_at, updated_mono) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET state=excluded.state, "
+                "updated_at=excluded.updated_at, updated_mono=excluded.updated_mono",
+                (component, json.dumps(state, default=str), self._clock.time(), self._clock.monotonic()),
+            )
+        except sqlite3.OperationalError as err:
+            now = self._clock.monotonic()
+            if now - self._failed_at.get(component, -1e9) >= REPORT_ERROR_LOG_S:
+                self._failed_at[component] = now
+                log.error("%s state not stored: %s", component, err)
 
     def increment(self, name: str, by: int = 1) -> None:
-        self._conn.execute(
-            "INSERT INTO counters(name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-            (name, by),
-        )
+        increment(self._conn, name, by)
 
     def read(self, component: str) -> ComponentState | None:
         row = self._conn.execute(

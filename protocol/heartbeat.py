@@ -40,10 +40,20 @@ class CameraPart(Part):
     error: Text | None = None
 
 
+class GapPart(Part):
+    """Footage lost because the agent died with a segment in progress (agent.recording.gaps)."""
+
+    start: UtcTime | None = None
+    end: UtcTime | None = None
+    reason: Literal["power_cut", "killed"] | None = None
+
+
 class RecordingPart(Part):
     state: Literal["recording", "stopped", "error"] | None = None
     segment_seconds: Seconds | None = None
     last_segment_at: UtcTime | None = None
+    gaps: Count | None = None  # gaps recorded since the unit was set up
+    last_gap: GapPart | None = None
 
 
 class MotionPart(Part):
@@ -57,6 +67,8 @@ class DiskPart(Part):
     oldest_footage_at: UtcTime | None = None
     retention_days: Count | None = None
     events_lost: Count | None = None
+    # why ({reason: count}; agent.events.ledger.LossReason: disk_full, write_error, deleted_before_upload)
+    events_lost_reasons: dict[Short, Count] | None = None
 
 
 class UploadsPart(Part):

@@ -69,10 +69,17 @@ class EventRecord:
     clock_synced: bool  # false if the unit's clock was not NTP/GPS-synced when recorded
     software_version: str
     created_at: TimeText
-    files: Annotated[list[EventFile], Field(min_length=1)]
+    files: list[EventFile]  # at least one unless partial
     previous_event_id: str | None = None  # set when a long activity was split at max_clip_s
     extra: dict[str, Any] = field(default_factory=dict)
+    # published with what exists: no clip (extra.clip_missing says why), perhaps no snapshots
+    # (extra.snapshot_missing), down to the record alone (files empty)
+    partial: bool = False
     schema: int = VERSION
+
+    def __post_init__(self) -> None:
+        if not self.files and not self.partial:
+            raise ValueError("files: at least one file unless the record is partial")
 
     def file(self, role: str) -> EventFile | None:
         return next((f for f in self.files if f.role == role), None)

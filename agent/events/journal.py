@@ -9,6 +9,8 @@ import json
 import sqlite3
 from dataclasses import asdict, replace
 
+from agent.db import transaction
+from agent.events.ledger import detected, open_ledger
 from agent.events.tracker import CloseReason, Event
 
 SCHEMA_SQL = """
@@ -23,14 +25,18 @@ CREATE TABLE IF NOT EXISTS event_journal (
 
 def open_journal(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA_SQL)
+    open_ledger(conn)
 
 
-def note(conn: sqlite3.Connection, run: str, ev: Event, closed: bool) -> None:
-    """Record an event (its times already on the recording's UTC timeline)."""
+def note(conn: sqlite3.Connection, run: str, ev: Event, closed: bool, at: float) -> None:
+    """Record an event (its times already on the recording's UTC timeline); the first note of an
+    event also enters it in the ledger as detected, in the same transaction."""
     data = asdict(ev)
     data["reason"] = ev.reason.value if ev.reason else None
-    conn.execute("INSERT OR REPLACE INTO event_journal(event_id, run, closed, event) VALUES (?, ?, ?, ?)",
-                 (ev.event_id, run, int(closed), json.dumps(data)))
+    with transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO event_journal(event_id, run, closed, event) VALUES (?, ?, ?, ?)",
+                     (ev.event_id, run, int(closed), json.dumps(data)))
+        detected(conn, ev.event_id, at)
 
 
 def forget(conn: sqlite3.Connection, event_id: str) -> None:

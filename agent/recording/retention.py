@@ -1,9 +1,13 @@
 """Retention and disk pressure: deletes footage by age and keeps a free-space reserve, so the disk
 never fills and recording keeps going.
 
-Order under pressure: unheld segments (oldest first) -> event folders already uploaded -> held
-segments -> events not yet uploaded (each counted in `events_lost` and logged) -> the most recent
-segments. An event counts as pending unless the upload pipeline says otherwise (see is_pending).
+The reserve kept free is the larger of `retention.min_free_percent` and room for the clips of the
+events in progress (`clip_reserve_bytes`: bitrate x max clip length, per event waiting plus the open
+one); the event writer also calls `make_room` before it cuts a clip. Order under pressure: unheld
+segments (oldest first) -> event folders already uploaded -> held segments -> events not yet
+uploaded (each one lost: logged, and settled in the event ledger with reason
+`deleted_before_upload`) -> the most recent segments. An event counts as pending unless the upload
+pipeline says otherwise (see is_pending).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from agent.clock import Clock
 from agent.config import Config
+from agent.db import transaction
+from agent.events.ledger import Fate, LossReason, open_ledger, settle
 from agent.events.outbox import EVENTS_DIR
 from agent.recording.index import Segment, SegmentIndex
 from agent.state import StateStore
@@ -26,6 +33,16 @@ log = logging.getLogger(__name__)
 
 UPLOADED_DIR = "uploaded"
 DAY_S = 86400.0
+EVENT_HOLD = "event "  # reason prefix of the holds the event writer places on a waiting clip's footage
+VBV_SLACK = 1.5  # libx264 keeps to maxrate over a 2 s buffer; a hardware encoder may overshoot a little
+SNAPSHOTS_BYTES = 2_000_000  # two JPEGs of a 1080p frame and the record, generously
+
+
+def clip_reserve_bytes(cfg: Config) -> int:
+    """Disk space one event's files may need: its longest clip at the recording bitrate, snapshots."""
+    ev = cfg.events
+    clip_s = min(ev.max_clip_s, ev.pre_roll_s + ev.max_clip_s + ev.post_roll_s)
+    return int(cfg.recording.bitrate_kbps * 125 * clip_s * VBV_SLACK) + SNAPSHOTS_BYTES
 
 HOLDS_SQL = """
 CREATE TABLE IF NOT EXISTS holds (
@@ -119,10 +136,12 @@ class Retention:
         self._disk_usage = disk_usage or (lambda p: DiskUsage(*shutil.disk_usage(p)))
         self.deleted_total = 0
         conn.executescript(HOLDS_SQL)
+        open_ledger(conn)
         ev = cfg.events
         # An event being tracked may still need this much footage to cut its clip.
         segment_s = cfg.recording.segment_seconds
         self._protect_recent_s = ev.pre_roll_s + ev.max_clip_s + ev.post_roll_s + 2 * segment_s
+        self.clip_reserve = clip_reserve_bytes(cfg)
 
     # --- holds and events ---
 
@@ -133,6 +152,10 @@ class Retention:
     @staticmethod
     def _held(seg: Segment, holds: list[tuple[float, float]]) -> bool:
         return any(seg.end > s and seg.start < e for s, e in holds)
+
+    def _waiting_events(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM holds WHERE reason LIKE ?",
+                                      (EVENT_HOLD + "%",)).fetchone()[0])
 
     def _event_dirs(self) -> list[Path]:
         root = self._data / EVENTS_DIR
@@ -149,27 +172,61 @@ class Retention:
         except FileNotFoundError:
             size = 0
         self._index.remove(seg.id)
-        try:
-            seg.path.parent.rmdir()  # the day folder, once empty
-        except OSError:
-            pass
+        today = datetime.fromtimestamp(self._clock.time(), UTC).date().isoformat()
+        if seg.path.parent.name < today:
+            try:  # a past day's folder, once empty (the recorder may be about to write in today's)
+                seg.path.parent.rmdir()
+            except OSError:
+                pass
         report.deleted_segments += 1
         report.freed_bytes += size
 
     def _delete_event(self, folder: Path, report: RetentionReport, lost: bool) -> None:
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        size = 0
+        for f in folder.rglob("*"):
+            try:
+                size += f.stat().st_size if f.is_file() else 0
+            except FileNotFoundError:  # the writer's own make_room may be deleting it too
+                pass
         shutil.rmtree(folder, ignore_errors=True)
         report.deleted_events += 1
         report.freed_bytes += size
         if lost:
             report.events_lost += 1
-            if self._state is not None:
-                self._state.increment("events_lost")
+            with transaction(self._conn):
+                settle(self._conn, folder.name, Fate.LOST, self._clock.time(),
+                       LossReason.DELETED_BEFORE_UPLOAD, "disk full: deleted before it was uploaded")
             log.error("disk full: deleted event %s before it was uploaded (event lost)", folder.name)
 
+    def reserve_bytes(self) -> int:
+        """Free space to keep: the configured percentage, or room for the clips of the events in
+        progress (those waiting for their clip plus one open), whichever is larger."""
+        total = self._disk_usage(self._data).total
+        percent = total * self._cfg.retention.min_free_percent / 100.0
+        return int(max(percent, self.clip_reserve * (1 + self._waiting_events())))
+
     def _short_of_space(self) -> bool:
-        usage = self._disk_usage(self._data)
-        return usage.free < usage.total * self._cfg.retention.min_free_percent / 100.0
+        return self._disk_usage(self._data).free < self.reserve_bytes()
+
+    def make_room(self, need_bytes: int) -> bool:
+        """Before a clip is cut (the event writer's thread, its own Retention): delete unheld old
+        segments and uploaded events, oldest first, until `need_bytes` are free; never a held segment
+        or an event not yet uploaded. True if the room is there."""
+        report = RetentionReport()
+        now = self._clock.time()
+        holds = self._holds(now)
+        for kind, item in self._candidates(now, holds):
+            if self._disk_usage(self._data).free >= need_bytes:
+                break
+            if kind == "segment" and not self._held(item, holds) and item.end < now - self._protect_recent_s:
+                self._delete_segment(item, report)
+            elif kind == "event":
+                self._delete_event(item, report, lost=False)
+        if report.deleted_segments or report.deleted_events:
+            log.info("made room for a clip: deleted %d segment(s), %d uploaded event(s), freed %d bytes",
+                     report.deleted_segments, report.deleted_events, report.freed_bytes)
+        self.deleted_total += report.deleted_segments
+        return self._disk_usage(self._data).free >= need_bytes
 
     def _by_age(self, now: float, holds: list[tuple[float, float]], report: RetentionReport) -> None:
         cutoff = now - self._cfg.retention.max_age_days * DAY_S

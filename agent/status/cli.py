@@ -18,6 +18,7 @@ from agent.clock import SystemClock
 from agent.config import Config, load_config
 from agent.db import db_path
 from agent.errors import InputError
+from agent.events.ledger import summary_from_counters
 from agent.state import ComponentState, StateStore
 from agent.status.heartbeat import build_payload
 from agent.status.probes import Probes
@@ -78,6 +79,7 @@ def collect(cfg: Config, probes: Probes) -> dict[str, Any]:
     report = build_payload(cfg, states, counters, probes, SystemClock(), seq=_seq(agent), reason="status",
                           acked=[])
     now = time.monotonic()
+    report["events"] = summary_from_counters(counters).__dict__
     report["updated_s_ago"] = {name: round(now - row.updated_mono, 1) for name, row in sorted(states.items())
                                if name != "status"}
     report["heartbeat"] = None if agent is None else {
@@ -117,13 +119,26 @@ def _camera(c: dict) -> str:
 
 
 def _recording(r: dict) -> str:
-    return f"{r['state']}, {_v(r['segment_seconds'])} s segments, last {_v(r['last_segment_at'])}"
+    text = f"{r['state']}, {_v(r['segment_seconds'])} s segments, last {_v(r['last_segment_at'])}"
+    gap = r.get("last_gap")
+    if r.get("gaps"):
+        text += f"; {r['gaps']} gap(s) in the footage"
+    if gap:
+        text += f", last {_v(gap['start'])} .. {_v(gap['end'])} ({str(gap['reason']).replace('_', ' ')})"
+    return text
 
 
 def _disk(d: dict) -> str:
+    reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (d.get("events_lost_reasons") or {}).items()
+                        if v)
     return (f"{_bytes(d['free_bytes'])} free of {_bytes(d['total_bytes'])}, oldest footage "
             f"{_v(d['oldest_footage_at'])}, keep {_v(d['retention_days'])} days, "
-            f"events lost {d['events_lost']}")
+            f"events lost {d['events_lost']}" + (f" ({reasons})" if reasons else ""))
+
+
+def _events(e: dict) -> str:
+    return (f"{e['detected']} detected: {e['published']} published, {e['partial']} published partial "
+            f"(no clip), {e['lost']} lost")
 
 
 def _uploads(u: dict) -> str:
@@ -156,6 +171,7 @@ LINES: list[tuple[str, str, Any, str]] = [
     ("motion", "motion", lambda m: f"last event {_v(m['last_event_at'])}, {_v(m['events_today'])} today",
      "no events yet"),
     ("disk", "disk", _disk, "?"),
+    ("events", "events", _events, "?"),
     ("uploads", "uploads", _uploads, "no report (disabled or not started)"),
     ("data", "data", lambda d: f"{_bytes(d['used_bytes'])} used of {_bytes(d['budget_bytes'])} "
                                f"since {_v(d['period_start'])}", "?"),

@@ -18,6 +18,7 @@ from agent import __version__
 from agent.clock import Clock
 from agent.config import Config, StatusConfig
 from agent.errors import PermanentError, TransientError
+from agent.events.ledger import LOST_PREFIX, LossReason
 from agent.state import ComponentState
 from agent.status.instructions import ConfigVersion, Ping, UploadRange, parse_instructions
 from agent.status.probes import Probes
@@ -116,7 +117,7 @@ def build_payload(
         "uptime_s": probes.uptime_s(),
         "clock": clock_block(probes, states.get("clock")),
         "camera": camera_block(states.get("camera"), clock.monotonic(), cfg.camera.stall_timeout_s),
-        "recording": recording_block(states.get("recording"), cfg),
+        "recording": recording_block(states.get("recording"), cfg, states.get("gaps")),
         "motion": motion_block(states.get("motion")),
         "disk": disk_block(cfg, probes, states, counters),
         "uploads": None if "upload" not in states else uploads_block(up),
@@ -129,14 +130,26 @@ def build_payload(
     }).wire()
 
 
-def recording_block(row: ComponentState | None, cfg: Config) -> dict[str, Any] | None:
+def lost_reasons(counters: dict[str, int]) -> dict[str, int] | None:
+    reasons = {r.value: counters.get(LOST_PREFIX + r.value, 0) for r in LossReason}
+    return reasons if any(reasons.values()) else None
+
+
+def recording_block(row: ComponentState | None, cfg: Config,
+                    gaps: ComponentState | None = None) -> dict[str, Any] | None:
     if row is None:
         return None
-    s = row.state
+    s, g = row.state, _fields(gaps)
+    last_gap = None
+    if g.get("last_start") is not None:  # footage lost to a power cut or kill -9 (agent.recording.gaps)
+        last_gap = {"start": payload_time(g.get("last_start")), "end": payload_time(g.get("last_end")),
+                    "reason": g.get("last_reason")}
     return {
         "state": s.get("state"),
         "segment_seconds": s.get("segment_seconds", cfg.recording.segment_seconds),
         "last_segment_at": payload_time(s.get("last_segment_at")),
+        "gaps": g.get("count", 0),
+        "last_gap": last_gap,
     }
 
 
@@ -157,6 +170,8 @@ def disk_block(cfg: Config, probes: Probes, states: dict[str, ComponentState],
         "oldest_footage_at": payload_time(ret.get("oldest_footage_at") or rec.get("oldest_footage_at")),
         "retention_days": cfg.retention.max_age_days,
         "events_lost": counters.get("events_lost", 0),
+        # why events were lost ({reason: count}, agent.events.ledger); null while none was
+        "events_lost_reasons": lost_reasons(counters),
     }
 
 

@@ -165,7 +165,7 @@ def test_writer_publishes_what_a_dead_run_left_in_the_journal(segments, tmp_path
     open_journal(conn)
     # the dead run had noted the event when it opened (frame times = wall times in this test)
     note(conn, "dead-run", replace(ev, reason=None, end_t=ev.start_t, end_wall=ev.start_wall,
-                                   clip_end_t=ev.start_t), closed=False)
+                                   clip_end_t=ev.start_t), closed=False, at=T0)
     if already_published:  # it died between publishing and forgetting: nothing to redo
         atomic_write_bytes(tmp_path / "outbox" / f"{ev.event_id}.json", b"{}")
     done = threading.Event()
