@@ -69,7 +69,8 @@ def print_logins(system: DemoSystem) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     say = lambda m: print(m, flush=True)  # noqa: E731
-    system = DemoSystem(ROOT, args.dir.resolve(), _port(args.port), DEMO, say=say)
+    tiles = "" if args.map_tiles == "offline" else args.map_tiles
+    system = DemoSystem(ROOT, args.dir.resolve(), _port(args.port), DEMO, say=say, map_tiles=tiles)
     try:
         system.start()
         print_logins(system)
@@ -103,7 +104,8 @@ def _shutdown(system: DemoSystem, code: int) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    system = DemoSystem(ROOT, args.dir.resolve(), 0, CHECK, say=lambda m: print(m, flush=True))
+    # No street-map tiles: CI has no internet, and a check must not depend on (or load) a tile server.
+    system = DemoSystem(ROOT, args.dir.resolve(), 0, CHECK, say=lambda m: print(m, flush=True), map_tiles="")
     try:
         return _check(system, args)
     except KeyboardInterrupt:
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dir", type=Path, default=ROOT / "demo-run", help="run folder (wiped at start)")
     run.add_argument("--port", type=int, default=8080, help="control room port (0 = any free port)")
     run.add_argument("--refresh", type=float, default=2.0, help="status refresh, seconds")
+    run.add_argument("--map-tiles", metavar="URL|offline", default=None,
+                     help="street-map tile URL ({z}/{x}/{y}) for the fleet map; 'offline' = the built-in "
+                          "map only (default: the control room's, OpenStreetMap)")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="fixed run, then verify every event (make demo-check)")
     check.add_argument("--dir", type=Path, default=ROOT / "demo-check-run", help="run folder (wiped)")

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from demo.partnership import Login, WebSession
 from demo.status import Recorded, listed_events, read_records
@@ -96,6 +97,17 @@ def chromium() -> str | None:
     return shutil.which("chromium")
 
 
+def local_only(context: Any) -> None:
+    """The browser may reach this machine only (no tiles, fonts or anything else from outside)."""
+    def route(r: Any) -> None:
+        host = urlsplit(r.request.url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1") or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            r.abort()
+    context.route("**/*", route)
+
+
 def play_all(base: str, viewer: Login, events: list[EventCheck], timeout_ms: int = 20_000) -> None:
     """Open each event's page in headless Chromium as `viewer` and play its clip for a moment."""
     from playwright.sync_api import Error as PlaywrightError
@@ -104,7 +116,9 @@ def play_all(base: str, viewer: Login, events: list[EventCheck], timeout_ms: int
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_context().new_page()
+            context = browser.new_context()
+            local_only(context)
+            page = context.new_page()
             page.goto(base + "/login")
             page.fill("#username", viewer.username)
             page.fill("#password", viewer.password)

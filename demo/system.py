@@ -74,8 +74,10 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 class DemoSystem:
     def __init__(self, root: Path, run_dir: Path, port: int = 0, timings: Timings = DEMO,
-                 units: tuple[UnitSpec, ...] = UNITS, say: Callable[[str], None] = print) -> None:
+                 units: tuple[UnitSpec, ...] = UNITS, say: Callable[[str], None] = print,
+                 map_tiles: str | None = None) -> None:
         self.root, self.run_dir, self.timings, self.units, self.say = root, run_dir, timings, units, say
+        self.map_tiles = map_tiles  # None: the control room's default; "": the offline map only
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.moto: ThreadedMotoServer | None = None
@@ -115,6 +117,8 @@ class DemoSystem:
     def _start_control_room(self) -> None:
         cli = tool("cctv-control-room")
         env = control_room_env(self.run_dir, self.s3_url, self.timings.heartbeat_s, dict(os.environ))
+        if self.map_tiles is not None:
+            env["CONTROL_ROOM_MAP_TILE_URL"] = self.map_tiles
         self.say("creating the demo partnership (control room CLI: db upgrade, councils, people, units)")
         self.logins, self.tokens = create_partnership(cli, env)
         self.say(f"starting the control room on {self.url}")

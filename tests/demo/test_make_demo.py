@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.check import CHROMIUM_ARGS, chromium, play_clip
+from demo.check import CHROMIUM_ARGS, chromium, local_only, play_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data"
@@ -95,7 +95,8 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
     from playwright.sync_api import sync_playwright
 
     run_dir = tmp_path / "demo-run"
-    argv = ["make", "--no-print-directory", "demo", f"DEMO_ARGS=--dir {run_dir} --port 0"]
+    # offline map: a test loads nothing from outside this machine (no street-map tiles)
+    argv = ["make", "--no-print-directory", "demo", f"DEMO_ARGS=--dir {run_dir} --port 0 --map-tiles offline"]
     make = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     out = Output(make.stdout)
@@ -106,7 +107,9 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page()
+                context = browser.new_context()
+                local_only(context)
+                page = context.new_page()
                 page.goto(base + "/")
                 assert "/login" in page.url
                 page.fill("#username", "operator")
@@ -125,6 +128,9 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
                 play_clip(page, base + href, 30_000)
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "demo_event.png"), full_page=True)
+                page.goto(base + "/")
+                page.wait_for_selector("tr[data-unit='sac-mcu-01'][data-online='yes']", timeout=30_000)
+                page.screenshot(path=str(ARTIFACTS / "demo_fleet.png"), full_page=True)
             finally:
                 browser.close()
         state = json.loads((run_dir / "demo.json").read_text())
