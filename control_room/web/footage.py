@@ -9,15 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app
+from werkzeug.http import parse_range_header
 
 CHUNK = 64 * 1024
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CONTENT_TYPES = {"snapshot": "image/jpeg", "clip": "video/mp4", "manifest": "application/json"}
 
 
@@ -152,13 +151,15 @@ def verify_by_reading(bucket: str, obj: StoredObject) -> Verification:
 
 
 def parse_range(header: str | None) -> str | None:
-    """A single `bytes=a-b` range is passed on to S3; anything else (multi-range, junk) = whole object."""
-    if not header:
+    """A single byte range (werkzeug's parser) is passed on to S3 in its own form; anything else
+    (multi-range, other units, junk) means the whole object."""
+    wanted = parse_range_header(header.strip()) if header else None
+    if wanted is None or wanted.units != "bytes" or len(wanted.ranges) != 1:
         return None
-    match = RANGE_RE.match(header.strip())
-    if match is None or match.group(0) == "bytes=-":
-        return None
-    return match.group(0)
+    start, stop = wanted.ranges[0]
+    if start < 0:
+        return f"bytes={start}"  # the last -start bytes
+    return f"bytes={start}-" if stop is None else f"bytes={start}-{stop - 1}"
 
 
 def stream(bucket: str, obj: StoredObject, range_header: str | None, download: bool = False) -> Response:

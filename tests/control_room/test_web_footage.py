@@ -221,3 +221,12 @@ def test_footage_is_read_only_from_the_control_rooms_bucket(  # noqa: ANN001
     assert 'data-object="clip" data-state="error"' in page
     alice.post(f"/events/{pk}/verify", data={"csrf_token": csrf_from(page)})
     assert [r.detail["result"] for r in audit_rows(engine, "footage_verify")] == ["error"]
+
+
+@pytest.mark.parametrize(("header", "to_s3"), [
+    ("bytes=100-1099", "bytes=100-1099"), ("bytes=5-", "bytes=5-"), ("bytes=-500", "bytes=-500"),
+    ("bytes=0-1,5-9", None), ("items=0-1", None), ("bytes=9-1", None), ("junk", None), (None, None),
+])
+def test_range_headers_are_read_by_werkzeug(header: str | None, to_s3: str | None) -> None:
+    from control_room.web.footage import parse_range
+    assert parse_range(header) == to_s3
