@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
     from control_room.evidence import (
         models,  # noqa: F401 (maps the tables)
         web,
+        web_delivery,  # noqa: F401 (its routes are on web.bp)
         web_register,
         web_share,
     )
