@@ -6,8 +6,6 @@ an Ansible inventory whose vault password is set, and a runner for the real comm
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from control_room.db import get_engine, session_scope
 from control_room.models import Unit
 from provisioning.cli import main
 from provisioning.inventory import encrypt
-from tests.upload.conftest import free_port, wait_until
+from tests.servers import moto_process
 
 REGION = "eu-west-2"
 BUCKET = "cctv-footage"
@@ -55,12 +53,7 @@ class Store:
 @pytest.fixture
 def store() -> Iterator[Store]:
     """Own process (auth state is global in moto); enforcement on after the provisioner exists."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _up(url), 20, "moto server")
+    with moto_process() as url:
         iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         iam.create_user(UserName="provisioner")
@@ -76,16 +69,6 @@ def store() -> Iterator[Store]:
         with pytest.raises(botocore.exceptions.ClientError):
             bogus.list_users()
         yield Store(url, admin)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/moto-api/", timeout=1).status_code < 500
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ hardware gives None, never an exception."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent.status.probes import Probes, parse_chrony_tracking, run_command
+from tests.servers import free_port
 from tests.status.conftest import FIXTURES, RecordedRunner, fixture_text
 
 PI_ROOT = FIXTURES / "pi4"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_pi_sys_and_proc_fixtures(tmp_path: Path, pi_runner: RecordedRunner) -> None:

@@ -8,9 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +26,7 @@ from agent.events.outbox import EventFile, EventRecord, publish_event
 from agent.fsutil import atomic_write_bytes
 from agent.upload.worker import RetryPolicy, UploadService
 from provisioning.iam import unit_policy
+from tests.servers import free_port, moto_process  # noqa: F401 (free_port re-exported)
 from tests.upload.faultproxy import FaultProxy
 from tests.waiting import wait_until  # noqa: F401 (re-exported for the upload tests)
 
@@ -170,35 +168,11 @@ def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def iam_moto() -> Iterator[str]:
     """A moto server in its own process that enforces IAM (auth switched on after set-up)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _up(url), 15, "IAM moto server")
+    with moto_process() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/moto-api/", timeout=1).status_code < 500
-    except requests.RequestException:
-        return False
 
 
 def iam_user(iam: Any, name: str, policy: dict[str, Any]) -> dict[str, str]:
