@@ -37,18 +37,18 @@ class Progress:
         self.every_s, self.clock = every_s, clock
         self.start = clock()
         self.done = 0.0
+        self.detail = ""  # when set, shown instead of "done of total" (e.g. "3/9 upload, 4 min left")
         self._last_line = self.start  # the first plain line after every_s: short jobs stay quiet
         self._drawn = False
 
     def text(self) -> str:
         elapsed = self.clock() - self.start
-        count = _fmt(self.done, self.unit)
+        count = self.detail or f"{_fmt(self.done, self.unit)} of {_fmt(self.total, self.unit)}"
         if self.total > 0:
             frac = max(0.0, min(1.0, self.done / self.total))
             bar = "#" * int(frac * WIDTH) + "." * (WIDTH - int(frac * WIDTH))
-            return f"{self.label} [{bar}] {frac * 100:3.0f}% {count} of {_fmt(self.total, self.unit)} " \
-                   f"{elapsed:.0f} s"
-        return f"{self.label}: {count}, {elapsed:.0f} s"
+            return f"{self.label} [{bar}] {frac * 100:3.0f}% {count} {elapsed:.0f} s"
+        return f"{self.label}: {self.detail or _fmt(self.done, self.unit)}, {elapsed:.0f} s"
 
     def update(self, done: float, total: float | None = None) -> None:
         self.done = done

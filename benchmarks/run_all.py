@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -33,10 +34,12 @@ def previous_durations() -> dict[str, float]:
         return {}
 
 
-def run_script(name: str, progress: Progress, before_s: float, expected_s: float) -> tuple[int, float]:
+def run_script(name: str, step: str, progress: Progress, before_s: float, expected_s: float
+               ) -> tuple[int, float]:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"{name}.log"
     started = time.monotonic()
+    cpu_before = _children_cpu()
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
@@ -44,9 +47,20 @@ def run_script(name: str, progress: Progress, before_s: float, expected_s: float
         while not done.wait(1.0):
             if proc.poll() is not None:
                 done.set()
-            progress.label = f"bench {name}"
-            progress.update(before_s + min(time.monotonic() - started, expected_s * 0.98))
+            so_far = time.monotonic() - started
+            left = max(0.0, progress.total - before_s - so_far)
+            progress.detail = f"{step} {name} {so_far:.0f} s, about {left / 60:.0f} min left,"
+            progress.update(before_s + min(so_far, expected_s * 0.98))
+    CPU[name] = round(_children_cpu() - cpu_before, 1)
     return proc.returncode, time.monotonic() - started
+
+
+CPU: dict[str, float] = {}  # CPU seconds of each script (with its children): what load cannot inflate
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str]) -> int:
@@ -58,17 +72,16 @@ def main(argv: list[str]) -> int:
         return 2
     prev = previous_durations()
     expected = {n: prev.get(n, 60.0) for n in names}
-    progress = Progress(sum(expected.values()), "bench", unit="", every_s=30)
-    progress.unit = "s (estimated)"
+    progress = Progress(sum(expected.values()), "bench", every_s=30)
     print(f"bench: {len(names)} benchmarks, about {sum(expected.values()) / 60:.0f} min by the last run; "
           f"logs in {LOGS.relative_to(ROOT)}/", flush=True)
     took: dict[str, float] = {}
     started = time.monotonic()
     done_s = 0.0
-    for name in names:
+    for i, name in enumerate(names, start=1):
         if not progress.tty:
             print(f"bench: {name} started", flush=True)
-        code, seconds = run_script(name, progress, done_s, expected[name])
+        code, seconds = run_script(name, f"{i}/{len(names)}", progress, done_s, expected[name])
         took[name] = round(seconds, 1)
         done_s += expected[name]
         if not progress.tty:
@@ -78,11 +91,13 @@ def main(argv: list[str]) -> int:
             progress.close(f"{name} failed")
             print((LOGS / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             return 1
+    progress.detail = "all done,"
     progress.update(progress.total)
     total = time.monotonic() - started
     progress.close(f"{len(names)} benchmarks in {total / 60:.1f} min")
     RUN_FILE.write_text(json.dumps({
         "total_s": round(total, 1), "limit_s": LIMIT_S, "within_limit": total <= LIMIT_S, "scripts_s": took,
+        "scripts_cpu_s": CPU, "total_cpu_s": round(sum(CPU.values()), 1),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
