@@ -101,7 +101,7 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
                             start_new_session=True)
     out = Output(make.stdout)
     try:
-        base = out.wait_for(r"control room: (http://127\.0\.0\.1:\d+)", 300).group(1)
+        base = out.wait_for(r"control room: (http://127\.0\.0\.1:\d+)", 600).group(1)
         password = out.wait_for(r"^\s+operator\s+(\S+)\s+operator\s", 10).group(1)
         out.wait_for(r"Press Ctrl-C to stop everything", 60)
         with sync_playwright() as p:
@@ -122,7 +122,7 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
                 page.evaluate("window.__noReload = true")
                 new_row = page.wait_for_function(
                     "(seen) => [...document.querySelectorAll('tr[data-event-id]')]"
-                    ".find(r => !seen.includes(r.dataset.eventId))", arg=sorted(before), timeout=120_000)
+                    ".find(r => !seen.includes(r.dataset.eventId))", arg=sorted(before), timeout=240_000)
                 assert page.evaluate("window.__noReload") is True  # it arrived by the live feed
                 href = new_row.as_element().query_selector("a[href^='/events/']").get_attribute("href")
                 play_clip(page, base + href, 30_000)
