@@ -139,6 +139,7 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
             os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the whole foreground group
         make.wait(120)
     out.wait_for(r"stopped: nothing of the demo is running or listening", 5)
+    assert [line for line in out.lines if "warning:" in line] == []  # sites, deployments, clean stop
     pids = [state["supervisor_pid"], *state["pids"].values()]
     assert [pid for pid in pids if alive(pid)] == []
     assert [port for port in state["ports"] if listening(port)] == []
