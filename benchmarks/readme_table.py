@@ -141,12 +141,28 @@ def table() -> str:
     return "\n".join(lines)
 
 
+# Plots drawn by benchmarks/plots.py: (file stem, what the picture shows).
+PLOTS = [
+    ("motion", "Motion detection: event F1 and cost per frame against MOG2 and frame MSE"),
+    ("upload", "Upload goodput and snapshot latency against link rate, with the boto3 baseline"),
+    ("control_room", "Control room heartbeat intake latency and rate against fleet size, SQLite and "
+                     "PostgreSQL"),
+    ("agent_resources", "Agent memory and CPU over time while recording 720p at 10 fps"),
+]
+
+
+def plots() -> str:
+    """An image line for each plot that has been drawn."""
+    return "\n".join(f"![{alt}](benchmarks/results/{name}.png)" for name, alt in PLOTS
+                     if (RESULTS / f"{name}.png").exists())
+
+
 def render(readme: str) -> str:
-    """The README with the generated table between the markers (which must be there, once)."""
+    """The README with the generated table and plots between the markers (which must be there, once)."""
     start, end = readme.find(BEGIN), readme.find(END)
     if start < 0 or end < start or readme.count(BEGIN) != 1:
         raise SystemExit(f"{README}: the benchmark table markers are missing or repeated")
-    return readme[: start + len(BEGIN)] + "\n" + table() + "\n" + readme[end:]
+    return readme[: start + len(BEGIN)] + "\n" + table() + "\n\n" + plots() + "\n" + readme[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
