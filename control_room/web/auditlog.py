@@ -10,6 +10,7 @@ from flask import Blueprint, g, render_template, request
 from sqlalchemy import ColumnElement, String, and_, cast, or_, select
 
 from control_room.auth import require
+from control_room.evidence.models import DisclosureRequest
 from control_room.models import AuditLog, Event, Site, Unit, User
 from control_room.web import common
 
@@ -53,4 +54,7 @@ def _council_rows(council_id: int) -> ColumnElement[bool]:
              AuditLog.item_id.in_(select(Unit.unit_id).where(Unit.council_id == council_id))),
         and_(AuditLog.item_type == "site",
              AuditLog.item_id.in_(select(cast(Site.id, String)).where(Site.council_id == council_id))),
+        and_(AuditLog.item_type == "disclosure",  # share-link attempts by police recipients (no user)
+             AuditLog.item_id.in_(select(DisclosureRequest.reference)
+                                  .where(DisclosureRequest.council_id == council_id))),
     )

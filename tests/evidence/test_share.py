@@ -130,6 +130,8 @@ def test_a_spent_code_cannot_be_replayed_and_five_wrong_codes_lock(app, packaged
     with session_scope(get_engine(app)) as s:
         assert s.scalars(select(ShareLink)).one().locked_at is not None
     assert register_rows(app).count(("share_code", "refused")) == 5
+    audit_page = admin.client.get("/audit?action=evidence_share_code_refused").get_data(as_text=True)
+    assert audit_page.count("disclosure DR-2026-00001") == 5  # the council's admin sees the recipient's tries
 
 
 def test_expired_revoked_and_tampered_links_are_refused_and_recorded(app, packaged, smtp, clock) -> None:
