@@ -1,7 +1,8 @@
 """4G economy for the upload lanes: a bandwidth cap on bytes actually sent, and the monthly data budget.
 
 The cap is a token bucket every request body reads through (MeteredReader); the budget counts those
-bytes per period in agent.db, so snapshots always go and clips wait once the month's budget is spent.
+bytes (retries too) per period in agent.db as they go, so snapshots always go and clips wait once the
+month's budget is spent, and a kill -9 loses at most the last 64 KiB / 0.25 s of the count.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +29,8 @@ class TokenBucket:
 
     def __init__(self, rate_bytes_s: float, clock: Clock, stop: threading.Event, burst_s: float = 0.25):
         self.rate = rate_bytes_s
-        self._clock = clock
-        self._stop = stop
+        self.clock = clock
+        self.stop = stop
         self._burst = max(CHUNK, rate_bytes_s * burst_s)
         self._lock = threading.Lock()
         self._tokens = self._burst
@@ -36,47 +38,81 @@ class TokenBucket:
 
     def take(self, n: int) -> None:
         if self.rate <= 0:
-            if self._stop.is_set():
+            if self.stop.is_set():
                 raise Stopped
             return
         with self._lock:
-            now = self._clock.monotonic()
+            now = self.clock.monotonic()
             self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= n
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if self._stop.wait(wait) if wait > 0 else self._stop.is_set():
+        if self.stop.wait(wait) if wait > 0 else self.stop.is_set():
             raise Stopped
 
 
 class Meter:
-    """Counts body bytes handed to the network (thread-safe); the lanes flush it into the budget."""
+    """Counts body bytes handed to the network (every attempt, so retries count too) and persists them
+    as they go: `flush(n)` is called at least every `every_bytes` or `every_s`, and at each body's end.
 
-    def __init__(self) -> None:
+    One per lane thread (flush writes with that thread's database connection)."""
+
+    def __init__(
+        self,
+        flush: Callable[[int], None] | None = None,
+        clock: Clock | None = None,
+        every_bytes: int = 64 * 1024,
+        every_s: float = 0.25,
+    ) -> None:
+        self._flush = flush
+        self._clock = clock
+        self._every_bytes = every_bytes
+        self._every_s = every_s
         self._lock = threading.Lock()
         self._n = 0
+        self._last = clock.monotonic() if clock else 0.0
 
     def add(self, n: int) -> None:
         with self._lock:
             self._n += n
+            due = self._n >= self._every_bytes or (
+                self._clock is not None and self._clock.monotonic() - self._last >= self._every_s
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        n = self.take_all()
+        if n and self._flush is not None:
+            self._flush(n)
 
     def take_all(self) -> int:
         with self._lock:
             n, self._n = self._n, 0
+            if self._clock is not None:
+                self._last = self._clock.monotonic()
             return n
 
 
 class MeteredReader(io.RawIOBase):
-    """A window [offset, offset+length) of a file, read in small chunks through the bandwidth cap."""
+    """A window [offset, offset+length) of a file, read in small chunks through the bandwidth cap(s);
+    every chunk handed out is reported to on_bytes (the budget meter, the link watch)."""
 
-    def __init__(self, path: Path, offset: int, length: int, bucket: TokenBucket, meter: Meter) -> None:
+    def __init__(
+        self,
+        path: Path,
+        offset: int,
+        length: int,
+        buckets: tuple[TokenBucket, ...],
+        on_bytes: Callable[[int], None],
+    ) -> None:
         super().__init__()
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._start = offset
         self._len = length
         self._pos = 0
-        self._bucket = bucket
-        self._meter = meter
+        self._buckets = buckets
+        self._on_bytes = on_bytes
         self._f.seek(offset)
 
     def readable(self) -> bool:
@@ -93,10 +129,11 @@ class MeteredReader(io.RawIOBase):
         n = min(CHUNK, left if size is None or size < 0 else min(size, left))
         if n <= 0:
             return b""
-        self._bucket.take(n)
+        for bucket in self._buckets:
+            bucket.take(n)
         data = self._f.read(n)
         self._pos += len(data)
-        self._meter.add(len(data))
+        self._on_bytes(len(data))
         return data
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
@@ -137,11 +174,7 @@ class DataBudget:
 
     def add(self, queue: UploadQueue, n: int) -> None:
         if n > 0:
-            queue.conn.execute(
-                "INSERT INTO upload_meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
-                "SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
-                (f"usage:{self.period()}", str(n)),
-            )
+            queue.add_to_meta(f"usage:{self.period()}", n)
 
     def allows(self, queue: UploadQueue, size: int) -> bool:
         """May a clip of `size` bytes go now? Snapshots and metadata never ask."""

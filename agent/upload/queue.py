@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS upload_jobs (
     retry_at REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     upload_id TEXT,
+    part_size INTEGER,
     created_at REAL NOT NULL,
     done_at REAL,
     UNIQUE(event_id, role)
@@ -122,6 +123,7 @@ class Job:
     upload_id: str | None
     priority: int
     budget_override: bool
+    part_size: int | None  # of its multipart upload, chosen when the upload was created
 
 
 @dataclass(frozen=True)
@@ -150,29 +152,43 @@ class Part:
 
 _JOB_COLS = (
     "j.id, j.event_id, j.kind, j.role, j.lane, j.stage, j.path, j.key, j.size, j.sha256, j.content_type, "
-    "j.state, j.attempts, j.upload_id, e.priority, e.budget_override"
+    "j.state, j.attempts, j.upload_id, j.part_size, e.priority, e.budget_override"
 )
 
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        row[0],
-        row[1],
-        JobKind(row[2]),
-        row[3],
-        Lane(row[4]),
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        JobState(row[11]),
-        row[12],
-        row[13],
-        row[14],
-        bool(row[15]),
+        id=row["id"],
+        event_id=row["event_id"],
+        kind=JobKind(row["kind"]),
+        role=row["role"],
+        lane=Lane(row["lane"]),
+        stage=row["stage"],
+        path=row["path"],
+        key=row["key"],
+        size=row["size"],
+        sha256=row["sha256"],
+        content_type=row["content_type"],
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        upload_id=row["upload_id"],
+        priority=row["priority"],
+        budget_override=bool(row["budget_override"]),
+        part_size=row["part_size"],
     )
+
+
+# Columns added after the first release: (table, column, declaration); added at open if missing.
+MIGRATIONS = (("upload_jobs", "part_size", "INTEGER"),)
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the queue tables (and add columns a unit's older agent.db lacks); idempotent."""
+    conn.executescript(SCHEMA_SQL)
+    for table, column, decl in MIGRATIONS:
+        have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 class UploadQueue:
@@ -180,7 +196,7 @@ class UploadQueue:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        conn.executescript(SCHEMA_SQL)
+        create_schema(conn)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -254,7 +270,22 @@ class UploadQueue:
 
     def meta(self, name: str) -> str | None:
         row = self.conn.execute("SELECT value FROM upload_meta WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
+        return row["value"] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO upload_meta(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def add_to_meta(self, name: str, n: int) -> None:
+        """Add n to an integer meta row (the data budget's usage counter) in one statement."""
+        self.conn.execute(
+            "INSERT INTO upload_meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+            "SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+            (name, str(n)),
+        )
 
     def recover(self) -> int:
         """At start-up: jobs left ACTIVE by a crash go back to PENDING, and every wait restarts."""
@@ -331,10 +362,13 @@ class UploadQueue:
         return n > 0
 
     # --- multipart ----------------------------------------------------------------------------
-    def set_upload_id(self, job_id: int, upload_id: str | None) -> None:
+    def set_upload_id(self, job_id: int, upload_id: str | None, part_size: int | None = None) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM upload_parts WHERE job_id = ?", (job_id,))
-            c.execute("UPDATE upload_jobs SET upload_id = ? WHERE id = ?", (upload_id, job_id))
+            c.execute(
+                "UPDATE upload_jobs SET upload_id = ?, part_size = ? WHERE id = ?",
+                (upload_id, part_size, job_id),
+            )
 
     def parts(self, job_id: int) -> dict[int, Part]:
         rows = self.conn.execute(

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
 from agent.upload.budget import Meter, MeteredReader, TokenBucket
+from agent.upload.link import LinkWatch, choose_part_size, install, long_read_timeout
 from agent.upload.queue import Job, Part, UploadQueue
 from protocol.times import parse_aware
 
@@ -80,7 +81,8 @@ botocore.auth.AUTH_TYPE_MAPS.setdefault(SIGNER, _OffsetSigV4)  # a constant regi
 
 
 def make_client(cfg: UploadConfig, offset: ClockOffset) -> Any:
-    """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), timeouts, no hidden retries."""
+    """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), no hidden retries; requests
+    without a body time out after cfg.timeout_s, bodies are watched for progress (link.py)."""
     session = boto3.session.Session(
         aws_access_key_id=cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
         aws_secret_access_key=cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None,
@@ -107,6 +109,9 @@ def make_client(cfg: UploadConfig, offset: ClockOffset) -> Any:
     client.meta.events.register(
         "before-sign.s3", lambda request, **_: request.context.update(cctv_now=offset.now)
     )
+    for op in ("PutObject", "UploadPart"):  # bodies: the link watch, not a fixed read timeout
+        client.meta.events.register(f"before-call.s3.{op}", long_read_timeout)
+    install(client)
     return client
 
 
@@ -155,8 +160,43 @@ class S3Target:
     bucket: str
     bandwidth: TokenBucket
     meter: Meter
-    part_size: int
+    part_size: int  # the largest part; a new upload's parts follow the measured link (link.py)
     threshold: int
+    watch: LinkWatch
+    stall_s: float
+    failures: dict[tuple[int, int], int] = field(default_factory=dict)  # (job, part) -> failures in a row
+
+
+def _send(t: S3Target, call: Callable[..., dict[str, Any]], path: Path, offset: int, length: int,
+          what: str, patience: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """One request with a body read from the file window, watched for progress by the link watch.
+
+    `patience` > 0 (a part that failed before): the stall time is doubled per failure and, from the
+    second, the body is paced just under the measured link rate so no queue builds up on the way."""
+    buckets: tuple[TokenBucket, ...] = (t.bandwidth,)
+    rate = t.watch.rate.bytes_s
+    if patience >= 2 and rate:
+        buckets += (TokenBucket(0.9 * rate, t.bandwidth.clock, t.bandwidth.stop),)
+    stall_s = t.stall_s * 2 ** min(patience, 4)
+    with t.watch.watch(length, stall_s, what) as transfer:
+        clock = t.bandwidth.clock
+
+        def on_bytes(n: int) -> None:
+            transfer.on_sent(n, clock.monotonic())
+            t.meter.add(n)
+
+        body = MeteredReader(path, offset, length, buckets, on_bytes)
+        try:
+            resp = call(Body=body, ContentLength=length, **kwargs)
+        except Exception:
+            if transfer.aborted:
+                raise TransientError(f"{what}: {transfer.aborted}") from None
+            raise
+        finally:
+            body.close()
+            t.meter.flush()
+        t.watch.done(transfer)
+        return resp
 
 
 def object_metadata(job: Job, unit_id: str) -> dict[str, str]:
@@ -165,20 +205,20 @@ def object_metadata(job: Job, unit_id: str) -> dict[str, str]:
 
 def put_small(t: S3Target, job: Job, path: Path, unit_id: str) -> dict[str, Any]:
     """One PUT with the file's SHA-256 as S3 checksum and in metadata; returns the response."""
-    body = MeteredReader(path, 0, job.size, t.bandwidth, t.meter)
-    try:
-        return t.client.put_object(
-            Bucket=t.bucket,
-            Key=job.key,
-            Body=body,
-            ContentLength=job.size,
-            ContentType=job.content_type or "application/octet-stream",
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=b64_of_hex(job.sha256 or ""),
-            Metadata=object_metadata(job, unit_id),
-        )
-    finally:
-        body.close()
+    return _send(
+        t,
+        t.client.put_object,
+        path,
+        0,
+        job.size,
+        job.key or "",
+        Bucket=t.bucket,
+        Key=job.key,
+        ContentType=job.content_type or "application/octet-stream",
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=b64_of_hex(job.sha256 or ""),
+        Metadata=object_metadata(job, unit_id),
+    )
 
 
 def _server_parts(t: S3Target, job: Job) -> list[dict[str, Any]] | None:
@@ -215,12 +255,15 @@ def _already_there(t: S3Target, job: Job) -> bool:
 
 
 def _resume(
-    t: S3Target, job: Job, queue: UploadQueue, plan: dict[int, int], unit_id: str
-) -> tuple[str | None, dict[int, Part]]:
+    t: S3Target, job: Job, queue: UploadQueue, unit_id: str
+) -> tuple[str | None, int, dict[int, Part]]:
     """Reconcile the persisted parts with ListParts; start a new upload if the old one is gone.
 
-    (None, {}) when the old one was completed already: nothing is left to send."""
+    Returns (upload id, part size, parts in); (None, 0, {}) when the old upload was completed already:
+    nothing is left to send. A new upload's part size follows the measured link rate."""
     if job.upload_id:
+        part_size = job.part_size or t.part_size
+        plan = {n: ln for n, _, ln in part_plan(job.size, part_size)}
         server = _server_parts(t, job)
         if server is not None:
             mine = queue.parts(job.id)
@@ -233,13 +276,13 @@ def _resume(
                     )
             queue.replace_parts(job.id, good)
             log.info("%s: resuming upload with %d of %d parts already in", job.key, len(good), len(plan))
-            return job.upload_id, {p.number: p for p in good}
+            return job.upload_id, part_size, {p.number: p for p in good}
         if _already_there(t, job):  # completed, but the answer was lost (link cut, kill -9)
             log.info("%s: upload %s completed before its answer was lost; not sent again",
                      job.key, job.upload_id)
             queue.replace_parts(job.id, [])
             queue.set_upload_id(job.id, None)
-            return None, {}
+            return None, 0, {}
         log.warning("%s: multipart upload %s is gone; starting again", job.key, job.upload_id)
         queue.add_stale(job.upload_id, job.key or "")
     resp = t.client.create_multipart_upload(
@@ -249,36 +292,48 @@ def _resume(
         ChecksumAlgorithm="SHA256",
         Metadata=object_metadata(job, unit_id),
     )
-    queue.set_upload_id(job.id, resp["UploadId"])
-    return resp["UploadId"], {}
+    part_size = choose_part_size(job.size, t.watch.rate.bytes_s, t.part_size)
+    queue.set_upload_id(job.id, resp["UploadId"], part_size)
+    log.info("%s: new multipart upload, %d MiB parts (link %s)", job.key, part_size // MIB,
+             f"{t.watch.rate.bytes_s * 8 / 1000:.0f} kbit/s" if t.watch.rate.bytes_s else "not measured yet")
+    return resp["UploadId"], part_size, {}
 
 
 def put_multipart(t: S3Target, job: Job, path: Path, queue: UploadQueue, unit_id: str) -> dict[str, Any]:
-    """Resumable multipart upload: only the parts the server lacks are sent; returns Complete's answer."""
-    plan = part_plan(job.size, t.part_size)
-    upload_id, done = _resume(t, job, queue, {n: ln for n, _, ln in plan}, unit_id)
+    """Resumable multipart upload: only the parts the server lacks are sent; returns Complete's answer.
+
+    A part that fails is retried by the caller from that part on (never from zero), more patiently
+    and, after two failures in a row, paced just under the link rate."""
+    upload_id, part_size, done = _resume(t, job, queue, unit_id)
     if upload_id is None:
         return {}  # verify() checks the object with HEAD
-    for number, offset, length in plan:
+    for number, offset, length in part_plan(job.size, part_size):
         if number in done:
             continue
         with open(path, "rb") as f:
             f.seek(offset)
             checksum = b64_sha256(f.read(length))
-        body = MeteredReader(path, offset, length, t.bandwidth, t.meter)
+        failures = t.failures.get((job.id, number), 0)
         try:
-            resp = t.client.upload_part(
+            resp = _send(
+                t,
+                t.client.upload_part,
+                path,
+                offset,
+                length,
+                f"{job.key} part {number}",
+                patience=failures,
                 Bucket=t.bucket,
                 Key=job.key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=body,
-                ContentLength=length,
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=checksum,
             )
-        finally:
-            body.close()
+        except Exception:
+            t.failures[(job.id, number)] = failures + 1
+            raise
+        t.failures.pop((job.id, number), None)
         done[number] = Part(number, length, resp["ETag"], checksum)
         queue.add_part(job.id, done[number])
     parts = [

@@ -30,6 +30,7 @@ from agent.state import StateStore
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, Stopped, TokenBucket
 from agent.upload.intake import Intake, record_path, scan_outbox, watch_outbox
+from agent.upload.link import LinkRate, LinkWatch
 from agent.upload.manifest import load_signing_key
 from agent.upload.notify import event_body, send_event
 from agent.upload.queue import EventState, Job, JobKind, JobState, Lane, UploadQueue, pending_event_ids
@@ -39,6 +40,7 @@ from agent.upload.stats import queue_stats
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+LINK_RATE_META = "link_rate_bytes_s"  # the measured uplink, kept across restarts
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class UploadService:
         self._bandwidth = TokenBucket(cfg.upload.bandwidth_limit_kbps * 1000 / 8, clock, self._stop)
         self._budget = DataBudget(cfg.upload.monthly_budget_mb, cfg.upload.budget_reset_day, clock)
         self._offset = s3.ClockOffset(clock)
+        self._link = LinkWatch(clock, self._stop, LinkRate())
         self._threads: list[threading.Thread] = []
         self._observer: Any = None
         self._last_error: str | None = None
@@ -86,13 +89,16 @@ class UploadService:
         """Open the database once (tables, WAL, crash recovery) before any thread races to it."""
         conn = connect(self._db)
         try:
-            recovered = UploadQueue(conn).recover()
+            queue = UploadQueue(conn)
+            recovered = queue.recover()
+            self._link.rate.observe_saved(queue.meta(LINK_RATE_META))
         finally:
             conn.close()
         if recovered:
             log.info("%d interrupted upload(s) will resume", recovered)
         self._threads = [
-            threading.Thread(target=self._guard, args=(self._intake_loop,), name="upload-intake")
+            threading.Thread(target=self._guard, args=(self._intake_loop,), name="upload-intake"),
+            threading.Thread(target=self._guard, args=(self._link.run,), name="upload-linkwatch"),
         ]
         self._threads += [
             threading.Thread(target=self._guard, args=(self._lane_loop, lane), name=f"upload-{lane.value}")
@@ -209,9 +215,11 @@ class UploadService:
             s3.make_client(self.cfg.upload, self._offset),
             self.cfg.upload.bucket,
             self._bandwidth,
-            Meter(),
+            Meter(lambda n: self._budget.add(queue, n), self.clock),
             int(self.cfg.upload.part_size_mb * MIB),
             int(self.cfg.upload.multipart_threshold_mb * MIB),
+            self._link,
+            self.cfg.upload.timeout_s,
         )
         ctx = _LaneCtx(queue, target, requests.Session(), [True])
         while not self._stop.is_set():
@@ -272,7 +280,10 @@ class UploadService:
             log.info("uploaded %s/%s (%d bytes, verified by %s)", job.event_id, job.role, job.size, how)
             self._wake_all()
         finally:
-            self._budget.add(q, ctx.target.meter.take_all())
+            ctx.target.meter.flush()
+            if (rate := self._link.rate.bytes_s) and ctx.saved_rate != rate:
+                q.set_meta(LINK_RATE_META, f"{rate:.0f}")
+                ctx.saved_rate = rate
 
     def _attempt(self, ctx: _LaneCtx, job: Job) -> str:
         if self._stop.is_set():
@@ -390,3 +401,4 @@ class _LaneCtx:
     target: s3.S3Target
     http: requests.Session
     can_head: list[bool]
+    saved_rate: float | None = None
