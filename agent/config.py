@@ -1,20 +1,31 @@
 """Typed unit configuration: one TOML file per unit, validated once at start and passed in.
 
-Unknown keys, wrong types and out-of-range values are refused with one message naming the key.
+Unknown keys, wrong types, out-of-range and non-finite values, and numbers given as strings are
+refused with one message naming the key.
 Secrets (S3 secret key, control-room token) may come from environment variables instead of the
 file, so they never have to sit in a world-readable file; SecretStr keeps them out of logs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from agent.errors import ConfigError
 from protocol.ids import UNIT_ID
@@ -29,8 +40,40 @@ SECRET_ENV = {
 }
 
 
+def _numbers_only(annotation: Any) -> bool:
+    """Is every value this annotation admits a number (int/float, or lists/tuples of them)?"""
+    if annotation in (int, float):
+        return True
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _numbers_only(args[0])
+    if origin in (list, tuple):
+        return bool(args) and all(_numbers_only(a) for a in args if a is not Ellipsis)
+    return False
+
+
+def _number_problem(value: Any, numbers_only: bool) -> str | None:
+    """Why a raw (TOML) value cannot stand: a non-finite number anywhere, or a string or boolean
+    where only numbers are allowed (pydantic would quietly turn "100" into 100)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"
+    if numbers_only and isinstance(value, str | bool):
+        return f"must be a number, not {type(value).__name__} {value!r}"
+    if isinstance(value, list | tuple):
+        return next((p for v in value if (p := _number_problem(v, numbers_only))), None)
+    return None
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_finite_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and (problem := _number_problem(value, _numbers_only(field.annotation))):
+            raise ValueError(problem)
+        return value
 
 
 class UnitConfig(Section):
@@ -198,6 +241,8 @@ def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
+    if first["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     return f"{source}: {key}: {msg}"

@@ -33,6 +33,7 @@ class LinkState:
     bytes_up: int = 0  # client -> server bytes forwarded (what the uplink carried)
     bytes_down: int = 0
     resets: int = 0
+    refused: int = 0  # connections refused while cut
     next_free: dict[str, float] = field(default_factory=lambda: {"up": 0.0, "down": 0.0})
 
 
@@ -141,6 +142,7 @@ class FaultProxy:
     # --- plumbing -----------------------------------------------------------------------------
     async def _handle(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         if self.link.cut:
+            self.link.refused += 1
             _rst(c_writer)
             return
         try:
@@ -207,19 +209,22 @@ class FaultProxy:
                 _rst(writer)
                 other.transport.close()
                 return
+            ready = arrived + self.link.latency_s
             if way == "up" and self.link.reset_after is not None:
                 room = self.link.reset_after - self.link.bytes_up
                 if room <= len(data):
-                    await self._send(writer, data[: max(0, room)], way)
+                    await self._send(writer, data[: max(0, room)], way, ready)
                     self.link.reset_after = None
                     self._reset_all()
                     return
-            await self._send(writer, data, way)
+            await self._send(writer, data, way, ready)
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes, way: str) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes, way: str, ready: float) -> None:
+        """Forward at the link rate. The link is busy from when the data was there to go (`ready`), so a
+        busy machine waking this thread late does not lose link time; an idle link banks at most SLACK_S."""
         if self.link.rate_bps > 0 and data:
             now = time.monotonic()
-            start = max(now - SLACK_S, self.link.next_free[way])  # a late wake-up does not lose link time
+            start = max(min(ready, now - SLACK_S), self.link.next_free[way])
             self.link.next_free[way] = start + len(data) * 8 / self.link.rate_bps
             await asyncio.sleep(self.link.next_free[way] - now)
         writer.write(data)

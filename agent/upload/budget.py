@@ -2,7 +2,7 @@
 
 The cap is a token bucket every request body reads through (MeteredReader); the budget counts those
 bytes (retries too) per period in agent.db as they go, so snapshots always go and clips wait once the
-month's budget is spent, and a kill -9 loses at most the last 64 KiB / 0.25 s of the count.
+month's budget is spent, and a kill -9 loses at most the last 32 KiB / 0.25 s of the count.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from agent.clock import Clock, iso_utc
 from agent.upload.queue import UploadQueue
@@ -61,7 +63,7 @@ class Meter:
         self,
         flush: Callable[[int], None] | None = None,
         clock: Clock | None = None,
-        every_bytes: int = 64 * 1024,
+        every_bytes: int = 32 * 1024,
         every_s: float = 0.25,
     ) -> None:
         self._flush = flush
@@ -82,8 +84,9 @@ class Meter:
             self.flush()
 
     def flush(self) -> None:
-        n = self.take_all()
-        if n and self._flush is not None:
+        if self._flush is None:  # counting only: the owner takes the count with take_all()
+            return
+        if n := self.take_all():
             self._flush(n)
 
     def take_all(self) -> int:
@@ -148,6 +151,16 @@ class MeteredReader(io.RawIOBase):
     def close(self) -> None:
         self._f.close()
         super().close()
+
+
+def request_head_bytes(request: Any) -> int:
+    """Bytes of an HTTP/1.1 request line and headers as they go on the wire (botocore's prepared request;
+    urllib3 adds Host and Accept-Encoding), so the budget counts what the uplink carries, not only bodies."""
+    url = urlsplit(request.url)
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    head = f"{request.method} {target} HTTP/1.1\r\n".encode()
+    lines = sum(len(str(k)) + len(str(v)) + 4 for k, v in request.headers.items())
+    return len(head) + lines + len(f"Host: {url.netloc}\r\nAccept-Encoding: identity\r\n\r\n")
 
 
 def period_start(now: datetime, reset_day: int) -> datetime:

@@ -26,7 +26,7 @@ from botocore.config import Config as BotoConfig
 from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
-from agent.upload.budget import Meter, MeteredReader, TokenBucket
+from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_head_bytes
 from agent.upload.link import LinkWatch, choose_part_size, install, long_read_timeout
 from agent.upload.queue import Job, Part, UploadQueue
 from protocol.times import parse_aware
@@ -80,7 +80,7 @@ class _OffsetSigV4(S3SigV4Auth):
 botocore.auth.AUTH_TYPE_MAPS.setdefault(SIGNER, _OffsetSigV4)  # a constant registration, done once
 
 
-def make_client(cfg: UploadConfig, offset: ClockOffset) -> Any:
+def make_client(cfg: UploadConfig, offset: ClockOffset, meter: Meter | None = None) -> Any:
     """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), no hidden retries; requests
     without a body time out after cfg.timeout_s, bodies are watched for progress (link.py)."""
     session = boto3.session.Session(
@@ -111,6 +111,10 @@ def make_client(cfg: UploadConfig, offset: ClockOffset) -> Any:
     )
     for op in ("PutObject", "UploadPart"):  # bodies: the link watch, not a fixed read timeout
         client.meta.events.register(f"before-call.s3.{op}", long_read_timeout)
+    if meter is not None:  # request lines and headers count against the data budget too
+        client.meta.events.register(
+            "before-send.s3", lambda request, **_: meter.add(request_head_bytes(request))
+        )
     install(client)
     return client
 

@@ -211,11 +211,12 @@ class UploadService:
         while not self._ready.wait(0.5):
             if self._stop.is_set():
                 return
+        meter = Meter(lambda n: self._budget.add(queue, n), self.clock)
         target = s3.S3Target(
-            s3.make_client(self.cfg.upload, self._offset),
+            s3.make_client(self.cfg.upload, self._offset, meter),
             self.cfg.upload.bucket,
             self._bandwidth,
-            Meter(lambda n: self._budget.add(queue, n), self.clock),
+            meter,
             int(self.cfg.upload.part_size_mb * MIB),
             int(self.cfg.upload.multipart_threshold_mb * MIB),
             self._link,

@@ -13,6 +13,7 @@ from agent.clock import SystemClock
 from agent.db import connect, db_path
 from agent.upload import s3
 from agent.upload.budget import Meter, TokenBucket
+from agent.upload.link import LinkRate, LinkWatch
 from agent.upload.queue import JobKind, Lane, NewJob, UploadQueue
 from tests.upload.conftest import UNIT, make_config, publish
 
@@ -34,7 +35,8 @@ def test_a_lost_complete_answer_does_not_resend_the_clip(
     job = q.next_job(Lane.BULK, time.time(), 7200)
     assert job is not None
     t = s3.S3Target(s3.make_client(cfg.upload, s3.ClockOffset(SystemClock())), bucket,
-                    TokenBucket(0, SystemClock(), threading.Event()), Meter(), 5 * MIB, 8 * MIB)
+                    TokenBucket(0, SystemClock(), threading.Event()), Meter(), 5 * MIB, 8 * MIB,
+                    LinkWatch(SystemClock(), threading.Event(), LinkRate()), 5.0)
     s3.put_multipart(t, job, data / clip.path, q, UNIT)  # completed; its answer never reaches the lane
     assert t.meter.take_all() == clip.size
 
