@@ -2,7 +2,7 @@
 
 The cap is a token bucket every request body reads through (MeteredReader); the budget counts those
 bytes (retries too) per period in agent.db as they go, so snapshots always go and clips wait once the
-month's budget is spent, and a kill -9 loses at most the last 32 KiB / 0.25 s of the count.
+month's budget is spent, and a kill -9 loses at most the last 64 KiB / 0.25 s of the count.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Meter:
         self,
         flush: Callable[[int], None] | None = None,
         clock: Clock | None = None,
-        every_bytes: int = 32 * 1024,
+        every_bytes: int = 64 * 1024,
         every_s: float = 0.25,
     ) -> None:
         self._flush = flush

@@ -115,7 +115,7 @@ def test_vanished_and_unreadable_clips_are_reported_and_other_events_still_go(
     service(cfg)
     keys = {object_prefix(cfg, good) + n for n in ("clip.mp4", "snapshot.jpg", "manifest.json")}
     keys |= {object_prefix(cfg, r) + n for r in (gone, unreadable) for n in ("snapshot.jpg", "manifest.json")}
-    wait_until(lambda: keys <= set(objects(s3_admin, bucket)), 20, "every readable file")
+    wait_until(lambda: keys <= set(objects(s3_admin, bucket)), 60, "every readable file")
     wait_until(lambda: upload_state(data).get("failed") == 2, 10, "two failed clips in status")
     states = job_states(data)
     for rec in (gone, unreadable):
