@@ -188,12 +188,20 @@ class UploadConfig(Section):
     secret_access_key: SecretStr | None = None
     ca_bundle: FilePath | None = Field(None, description="extra CA bundle (must exist); TLS always verified")
     multipart_threshold_mb: float = Field(8.0, ge=5, le=5000)
-    part_size_mb: float = Field(8.0, ge=5, le=5000)
+    part_size_mb: float = Field(
+        8.0, ge=5, le=5000, description="largest part; parts follow the measured link (5 MiB on slow links)"
+    )
     bandwidth_limit_kbps: float = Field(0.0, ge=0, description="0 = unlimited")
     monthly_budget_mb: float = Field(8000.0, ge=0, description="clips wait past this; 0 = unlimited")
     budget_reset_day: int = Field(1, ge=1, le=28)
     signing_key: FilePath | None = Field(None, description="Ed25519 private key (PEM) for manifests")
-    timeout_s: float = Field(30.0, gt=0, le=600, description="connect and per-read/write timeout of S3 calls")
+    timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="connect timeout, answer timeout of calls without a body, and the stall time of bodies: "
+        "one is retried after nothing moved this long beyond its bytes' time at the measured link rate",
+    )
 
     @field_validator("endpoint_url")
     @classmethod

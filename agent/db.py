@@ -7,10 +7,11 @@ each module owns its tables and creates them with CREATE TABLE IF NOT EXISTS.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import tenacity
 
 DB_NAME = "agent.db"
 
@@ -27,18 +28,21 @@ def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
+def _locked(err: BaseException) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and "locked" in str(err)
+
+
 def _enable_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
     """Switch to WAL. On a new file that step needs the database alone and SQLite does not wait for
     it (no busy handler), so threads opening a fresh agent.db together can get 'database is locked'
-    (about 2% of starts with three threads): retry briefly."""
-    for attempt in range(1, attempts + 1):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or attempt == attempts:
-                raise
-            time.sleep(0.01 * attempt)
+    (about 2% of starts with three threads): retry briefly (10 ms more each time)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_locked),
+        wait=tenacity.wait_incrementing(start=0.01, increment=0.01),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+    retrying(conn.execute, "PRAGMA journal_mode=WAL")
 
 
 def db_path(data_dir: Path) -> Path:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 
+import tenacity
+
+from agent.backoff import waits
 from agent.clock import Clock
 from agent.config import CameraConfig
 from agent.errors import InputError
@@ -36,7 +40,7 @@ class SupervisedSource:
         self._clock = clock
         self._state = state
         self._open = False
-        self._attempt = 0
+        self._backoff = self._new_backoff()
         self._next_attempt = 0.0
         self._last_frame_mono = clock.monotonic()
         self._last_frame_wall: float | None = None
@@ -58,6 +62,11 @@ class SupervisedSource:
     @property
     def status(self) -> str:
         return self._status
+
+    def _new_backoff(self) -> Iterator[float]:
+        """Reopen delays after failures in a row: 1 s, 2 s, 4 s, ... capped (tenacity's schedule)."""
+        cap = self._cfg.reopen_backoff_max_s
+        return waits(tenacity.wait_exponential(multiplier=BACKOFF_START_S, max=cap))
 
     def open(self) -> None:
         self._try_open(first=True)
@@ -85,10 +94,9 @@ class SupervisedSource:
         except Exception as err:
             log.debug("closing failed source: %s", err)
         self._open = False
-        self._attempt += 1
         if not reopen:
             self.restarts += 1
-        delay = min(self._cfg.reopen_backoff_max_s, BACKOFF_START_S * 2 ** (self._attempt - 1))
+        delay = next(self._backoff)
         self._next_attempt = self._clock.monotonic() + delay
         stalled = error.startswith("stalled")
         self._status = "stalled" if stalled else ("failed" if reopen else "reopening")
@@ -129,7 +137,8 @@ class SupervisedSource:
             return self._accept(frame)
 
     def _accept(self, frame: Frame) -> Frame:
-        self._attempt = 0
+        if self._status != "ok":
+            self._backoff = self._new_backoff()
         self._status, self._error = "ok", ""
         self._last_frame_mono, self._last_frame_wall = frame.t, frame.wall
         out = dataclasses.replace(frame, index=self._count)

@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     clock = SystemClock()
     conn = connect(path)
     try:
-        queue = UploadQueue(conn)
+        queue = UploadQueue.open(conn)
         if args.request and not queue.request_event(args.request):
             raise InputError(f"no queued event {args.request!r}")
         rep = queue_report(

@@ -90,8 +90,8 @@ class Intake:
     def take_all(self, paths: list[Path], recheck_rejected: bool = True) -> bool:
         """take() each record not queued yet, judged by one query (the outbox keeps every record it
         ever got: a per-record lookup made each rescan cost more every month); True if any was queued."""
-        rows = self._queue.conn.execute("SELECT event_id, state FROM upload_events").fetchall()
-        skip = {r[0] for r in rows if not recheck_rejected or r[1] != EventState.REJECTED.value}
+        known = self._queue.event_states()
+        skip = {e for e, state in known.items() if not recheck_rejected or state is not EventState.REJECTED}
         return any([self.take(p, recheck_rejected) for p in paths if p.stem not in skip])
 
     def take(self, path: Path, recheck_rejected: bool = True) -> bool:

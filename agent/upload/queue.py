@@ -14,6 +14,7 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 
 from agent.events.outbox import OUTBOX_DIR
+from agent.upload.schema import create_schema
 
 
 class JobState(StrEnum):
@@ -52,58 +53,6 @@ class Priority(IntEnum):
 STAGE = {"manifest": 0, "file": 0, "notify_snapshot": 1, "clip": 2, "notify_clip": 3}
 RETRYABLE = (JobState.PENDING, JobState.REFUSED, JobState.MISSING)
 NOT_BLOCKING = (JobState.DONE.value, JobState.MISSING.value)
-
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS upload_events (
-    event_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    error TEXT,
-    priority INTEGER NOT NULL DEFAULT 0,
-    budget_override INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    completed_at REAL
-);
-CREATE TABLE IF NOT EXISTS upload_jobs (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL REFERENCES upload_events(event_id),
-    kind TEXT NOT NULL,
-    role TEXT NOT NULL,
-    lane TEXT NOT NULL,
-    stage INTEGER NOT NULL,
-    path TEXT,
-    key TEXT,
-    size INTEGER NOT NULL DEFAULT 0,
-    sha256 TEXT,
-    content_type TEXT,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retry_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    upload_id TEXT,
-    part_size INTEGER,
-    created_at REAL NOT NULL,
-    done_at REAL,
-    UNIQUE(event_id, role)
-);
-CREATE INDEX IF NOT EXISTS upload_jobs_pick ON upload_jobs(lane, state, retry_at);
-CREATE TABLE IF NOT EXISTS upload_parts (
-    job_id INTEGER NOT NULL REFERENCES upload_jobs(id),
-    part_number INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    checksum_sha256 TEXT NOT NULL,
-    PRIMARY KEY (job_id, part_number)
-);
-CREATE TABLE IF NOT EXISTS upload_stale (
-    upload_id TEXT PRIMARY KEY,
-    key TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS upload_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class Job:
@@ -178,25 +127,18 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-# Columns added after the first release: (table, column, declaration); added at open if missing.
-MIGRATIONS = (("upload_jobs", "part_size", "INTEGER"),)
-
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the queue tables (and add columns a unit's older agent.db lacks); idempotent."""
-    conn.executescript(SCHEMA_SQL)
-    for table, column, decl in MIGRATIONS:
-        have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-
-
 class UploadQueue:
-    """The queue tables of agent.db. One instance per thread (a sqlite connection is per thread)."""
+    """The queue tables of agent.db: the only code that runs SQL on them. One instance per thread
+    (a sqlite connection is per thread); the tables exist once open() (or create_schema) ran."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    @classmethod
+    def open(cls, conn: sqlite3.Connection) -> UploadQueue:
+        """At start-up (service, command, retention): create the tables if needed, then the queue."""
         create_schema(conn)
+        return cls(conn)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -211,7 +153,12 @@ class UploadQueue:
     # --- intake -------------------------------------------------------------------------------
     def known_event(self, event_id: str) -> EventState | None:
         row = self.conn.execute("SELECT state FROM upload_events WHERE event_id = ?", (event_id,)).fetchone()
-        return EventState(row[0]) if row else None
+        return EventState(row["state"]) if row else None
+
+    def event_states(self) -> dict[str, EventState]:
+        """Every event the queue knows, with its state (intake's rescan judges records by this)."""
+        rows = self.conn.execute("SELECT event_id, state FROM upload_events")
+        return {r["event_id"]: EventState(r["state"]) for r in rows}
 
     def add_event(
         self,
@@ -374,7 +321,9 @@ class UploadQueue:
         rows = self.conn.execute(
             "SELECT part_number, size, etag, checksum_sha256 FROM upload_parts WHERE job_id = ?", (job_id,)
         ).fetchall()
-        return {r[0]: Part(r[0], r[1], r[2], r[3]) for r in rows}
+        return {
+            r["part_number"]: Part(r["part_number"], r["size"], r["etag"], r["checksum_sha256"]) for r in rows
+        }
 
     def replace_parts(self, job_id: int, parts: list[Part]) -> None:
         with self._tx() as c:
@@ -399,7 +348,8 @@ class UploadQueue:
         )
 
     def stale(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self.conn.execute("SELECT upload_id, key FROM upload_stale")]
+        rows = self.conn.execute("SELECT upload_id, key FROM upload_stale")
+        return [(r["upload_id"], r["key"]) for r in rows]
 
     def drop_stale(self, upload_id: str) -> None:
         self.conn.execute("DELETE FROM upload_stale WHERE upload_id = ?", (upload_id,))
@@ -413,11 +363,23 @@ class UploadQueue:
         ).fetchall()
         return [_job(r) for r in rows]
 
+    def held_jobs(self) -> list[tuple[int, int]]:
+        """(job id, size) of every clip held by the data budget."""
+        rows = self.conn.execute("SELECT id, size FROM upload_jobs WHERE state = ?", (JobState.HELD.value,))
+        return [(r["id"], r["size"]) for r in rows]
+
+    def event_ids(self, state: EventState | None = None) -> set[str]:
+        """Ids of the events queued (in one state, or all)."""
+        if state is None:
+            return {r["event_id"] for r in self.conn.execute("SELECT event_id FROM upload_events")}
+        rows = self.conn.execute("SELECT event_id FROM upload_events WHERE state = ?", (state.value,))
+        return {r["event_id"] for r in rows}
+
 
 def upload_is_pending(conn: sqlite3.Connection) -> Callable[[str], bool]:
     """Retention's `is_pending` for the connection of the retention thread: pending until COMPLETE."""
-    UploadQueue(conn)
-    return lambda event_id: UploadQueue(conn).known_event(event_id) is not EventState.COMPLETE
+    queue = UploadQueue.open(conn)
+    return lambda event_id: queue.known_event(event_id) is not EventState.COMPLETE
 
 
 def pending_event_ids(conn: sqlite3.Connection, data_dir: Path) -> set[str]:
@@ -425,14 +387,8 @@ def pending_event_ids(conn: sqlite3.Connection, data_dir: Path) -> set[str]:
 
     Retention deletes an event's folder only if its id is not in this set.
     """
-    UploadQueue(conn)
-    complete = {
-        r[0]
-        for r in conn.execute(
-            "SELECT event_id FROM upload_events WHERE state = ?", (EventState.COMPLETE.value,)
-        )
-    }
-    queued = {r[0] for r in conn.execute("SELECT event_id FROM upload_events")}
+    queue = UploadQueue(conn)
+    complete, queued = queue.event_ids(EventState.COMPLETE), queue.event_ids()
     outbox = data_dir / OUTBOX_DIR
     published = {p.stem for p in outbox.glob("*.json")} if outbox.is_dir() else set()
     return (queued | published) - complete

@@ -172,7 +172,7 @@ def test_an_event_uploaded_just_before_a_crash_ages_out_without_its_marker(tmp_p
     now = clock.time()
     done = make_event(tmp_path, "unit-1-done", 1000, now - 32 * 86400, uploaded=False)
     waiting = make_event(tmp_path, "unit-1-waiting", 1000, now - 32 * 86400, uploaded=False)
-    q = UploadQueue(connect(db_path(tmp_path)))
+    q = UploadQueue.open(connect(db_path(tmp_path)))
     for eid in ("unit-1-done", "unit-1-waiting"):
         q.add_event(eid, [NewJob(JobKind.FILE, "snapshot", Lane.FAST, f"events/{eid}/clip.mp4", "k", 1000)],
                     now - 32 * 86400, {})

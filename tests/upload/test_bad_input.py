@@ -31,7 +31,7 @@ bucket = "b"
 
 
 def job_states(data: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
     rows = q.conn.execute("SELECT event_id, role, state, last_error FROM upload_jobs").fetchall()
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
@@ -175,7 +175,7 @@ def test_uploads_command_lists_the_queue_and_fails_cleanly_without_a_database(
     assert len(err) == 1 and "no agent database" in err[0]
     publish_events(1)
     cfg_file.write_text(UNIT_TOML.replace("{data}", str(tmp_path / "data")))
-    UploadQueue(connect(db_path(tmp_path / "data")))
+    UploadQueue.open(connect(db_path(tmp_path / "data")))
     assert cli_main(["uploads", "--config", str(cfg_file), "--request", "no-such-event"]) == 2
     assert "no queued event 'no-such-event'" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "nothing", ignore_errors=True)

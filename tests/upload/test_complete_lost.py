@@ -28,7 +28,7 @@ def test_a_lost_complete_answer_does_not_resend_the_clip(
     rec = publish(data, time.time() - 600, os.urandom(12 * MIB))
     clip = rec.file("clip")
     assert clip is not None
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
     key = f"units/{UNIT}/{rec.event_id}/clip.mp4"
     q.add_event(rec.event_id, [NewJob(JobKind.CLIP, "clip", Lane.BULK, clip.path, key, clip.size, clip.sha256,
                                       "video/mp4")], time.time(), {})

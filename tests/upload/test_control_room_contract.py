@@ -56,7 +56,7 @@ def test_uploaded_events_reach_the_control_room_once_with_their_objects(
             assert objects["clip"]["key"] == object_prefix(cfg, r) + "clip.mp4"
             assert objects["clip"]["sha256"] == r.file("clip").sha256
             assert set(objects) == {"manifest", "snapshot", "clip"}
-        q = UploadQueue(connect(db_path(data)))  # a repeat (as after a crash) is idempotent
+        q = UploadQueue.open(connect(db_path(data)))  # a repeat (as after a crash) is idempotent
         q.conn.execute("UPDATE upload_jobs SET state = 'pending' WHERE role = 'notify_snapshot'")
         wait_until(
             lambda: (

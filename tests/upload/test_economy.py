@@ -36,7 +36,7 @@ def test_budget_period_starts_on_the_reset_day(now: str, day: int, start: str) -
 
 def state_of(data: Path, event_id: str, role: str) -> str | None:
     row = (
-        UploadQueue(connect(db_path(data)))
+        UploadQueue.open(connect(db_path(data)))
         .conn.execute("SELECT state FROM upload_jobs WHERE event_id = ? AND role = ?", (event_id, role))
         .fetchone()
     )

@@ -81,7 +81,7 @@ def test_reset_in_the_middle_of_a_40mb_clip_resends_at_most_one_part(
     assert body == (data / rec.file("clip").path).read_bytes()
     assert hashlib.sha256(body).hexdigest() == rec.file("clip").sha256 == obj["Metadata"]["sha256"]
     assert obj["ContentType"] == "video/mp4" and obj["Metadata"]["unit-id"] == "herts-mcu-001"
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
     assert (
         queue_stats(q.conn).pending == 0
         and q.conn.execute("SELECT COUNT(*) FROM upload_parts").fetchone()[0] == 0

@@ -79,7 +79,7 @@ def test_without_a_control_room_url_no_notification_is_queued(
     data = tmp_path / "data"
     publish_events(1)
     service(make_config(data, moto_url, bucket))
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
     wait_until(
         lambda: (
             queue_stats(q.conn).last_success_at

@@ -78,7 +78,7 @@ def test_snapshot_and_manifest_go_before_any_clip(
     publish_events(3, clip_size=200_000)
     svc = run_service(cfg)
     try:
-        conn = UploadQueue(connect(db_path(data))).conn
+        conn = UploadQueue.open(connect(db_path(data))).conn
         wait_until(
             lambda: (
                 conn.execute("SELECT COUNT(*) FROM upload_jobs WHERE state != 'done'").fetchone()[0] == 0

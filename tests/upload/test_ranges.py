@@ -43,7 +43,7 @@ def test_a_requested_range_uploads_its_segments_first_and_past_the_budget(
     cfg = make_config(data, moto_url, bucket, monthly_budget_mb=0.1)
     event = publish(data, t0 + 5, os.urandom(300_000))  # its clip is past the budget: held
     svc = service(cfg)
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
 
     def state(eid: str, role: str) -> str | None:
         row = q.conn.execute("SELECT state FROM upload_jobs WHERE event_id = ? AND role = ?", (eid, role))
@@ -93,7 +93,7 @@ def test_two_ranges_over_the_same_recordings_folder_each_keep_their_own_manifest
         start, end = datetime.fromtimestamp(t0 + a, UTC), datetime.fromtimestamp(t0 + b, UTC)
         assert queue_range(cfg, SystemClock(), conn, ins, start, end)
     service(cfg)
-    q = UploadQueue(connect(db_path(data)))
+    q = UploadQueue.open(connect(db_path(data)))
     rids = [range_event_id("herts-mcu-001", i) for i in ("ins-1", "ins-2")]
 
     def settled() -> bool:

@@ -22,7 +22,7 @@ def test_a_rescan_of_an_outbox_already_queued_runs_one_query(tmp_path: Path) -> 
     cfg = make_config(data, "http://127.0.0.1:1", "b")
     records = [publish(data, time.time() - 9000 + i * 30, os.urandom(2000)) for i in range(60)]
     (data / OUTBOX_DIR / "herts-mcu-001-broken.json").write_bytes(b"{not json")
-    queue = UploadQueue(connect(db_path(data)))
+    queue = UploadQueue.open(connect(db_path(data)))
     intake = Intake(cfg, SystemClock(), queue, load_signing_key(None, data))
     svc = UploadService(cfg, SystemClock())
     svc._take_all(intake, data / OUTBOX_DIR)  # start-up scan: all queued, the broken one rejected
