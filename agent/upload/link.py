@@ -39,6 +39,7 @@ RATE_ALPHA = 0.3  # weight of the newest measurement in the running estimate
 SAFETY = 0.7  # bytes handed over are given their time at this fraction of the measured rate
 TICK_S = 0.25
 BACKSTOP_S = 6 * 3600.0  # socket read timeout of watched requests: the watch decides long before
+EXPECT_WAIT_S = 1.0  # botocore's wait for "100 Continue" before it sends a body
 
 
 def _outq(sock: socket.socket | None) -> int | None:
@@ -121,14 +122,19 @@ class Transfer:
 
     def check(self, now: float) -> str | None:
         """Called by the watch thread; returns a reason when the transfer is stalled."""
-        outq = _outq(self.sock)
+        sock = self.sock
+        if sock is None:  # not on a socket yet: connecting has its own timeout, nothing to abort
+            self.last_progress = now
+            return None
+        outq = _outq(sock)
         drained = outq is not None and self._seen_outq is not None and outq < self._seen_outq
-        if self.sent > self._seen_sent or drained:
+        if self.sent > self._seen_sent or drained or self._seen_outq is None:
             self.last_progress = now
         self._seen_sent = self.sent
-        self._seen_outq = outq
+        self._seen_outq = -1 if outq is None else outq
         idle = now - self.last_progress
-        if idle <= self.stall_s:
+        # before the body: botocore waits up to 1 s for the server's "100 Continue"
+        if idle <= self.stall_s + (EXPECT_WAIT_S if self.first_byte is None else 0.0):
             return None
         # bytes that left our socket may still sit in buffers on the way (modem, proxy): give them
         # their time at a rate the link surely reaches before calling the link dead
@@ -139,13 +145,12 @@ class Transfer:
         return f"stalled: nothing moved for {idle:.0f} s ({self.sent} of {self.length} bytes handed over)"
 
     def abort(self, reason: str) -> None:
-        self.aborted = reason
         sock = self.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the lane thread blocked in send or recv
-            except OSError:
-                pass
+        self.aborted = reason
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the lane thread blocked in send or recv
+        except (OSError, AttributeError):
+            pass
 
 
 _current = threading.local()

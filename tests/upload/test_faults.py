@@ -39,8 +39,12 @@ def test_events_published_while_the_link_is_cut_all_arrive_when_it_returns(
         records = publish_events(4, clip_size=120_000)
         conn = connect(db_path(data))
         state = StateStore(conn, SystemClock())
-        wait_until(lambda: (s := state.read("upload")) and s.state["pending"] >= 8, 10, "jobs queued")
-        time.sleep(1.5)  # several attempts fail while the link is down
+        wait_until(lambda: (s := state.read("upload")) and s.state["pending"] >= 8, 30, "jobs queued")
+        wait_until(  # the positive signal first: attempts have failed on the cut link, and say so
+            lambda: proxy.link.refused >= 3 and (s := state.read("upload")) and s.state["last_error"],
+            30,
+            "attempts failing while the link is down",
+        )
         assert objects(s3_admin, bucket) == {}
         up = state.read("upload")
         assert up is not None and up.state["last_error"] and up.state["failed"] == 0  # waiting, not failed
@@ -67,7 +71,7 @@ def test_reset_in_the_middle_of_a_40mb_clip_resends_at_most_one_part(
     svc = UploadService(cfg, SystemClock(), FAST)
     svc.start()
     try:
-        wait_until(lambda: keys_for(cfg, [rec]) <= set(objects(s3_admin, bucket)), 60, "the 40 MB clip")
+        wait_until(lambda: keys_for(cfg, [rec]) <= set(objects(s3_admin, bucket)), 120, "the 40 MB clip")
     finally:
         svc.stop()
         assert svc.join(10)
@@ -101,7 +105,7 @@ def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(
         conn = connect(db_path(data))
         state = StateStore(conn, SystemClock())
         wait_until(
-            lambda: (s := state.read("upload")) and s.state["last_error"], 10, "a timeout to be reported"
+            lambda: (s := state.read("upload")) and s.state["last_error"], 30, "a timeout to be reported"
         )
         error = state.read("upload").state["last_error"].lower()  # type: ignore[union-attr]
         assert "timeout" in error or "stalled" in error

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,24 @@ def test_part_size_follows_the_link_and_clip() -> None:
 def test_bytes_in_flight_get_their_time_before_a_stall_is_called() -> None:
     rate = LinkRate(100_000.0)  # 800 kbit/s measured
     t = Transfer(1_000_000, 2.0, rate.safe(), now=0.0, key="k")
-    t.on_sent(1_000_000, 0.0)  # all handed over at once (buffers on the way took it)
-    assert t.check(1.0) is None
-    assert t.check(10.0) is None  # 1 MB at 70 kB/s takes ~14 s: not stalled yet
-    assert t.check(16.0) is None
-    assert t.check(17.0) is not None  # due + stall time passed with nothing moving
-    assert rate.observe(1_000_000, 10.0) == pytest.approx(0.7 * 100_000 + 0.3 * 100_000)
+    assert t.check(5.0) is None  # no socket yet (connecting): nothing to judge or abort
+    a, b = socket.socketpair()
+    with a, b:
+        t.sock = a
+        t.on_sent(1_000_000, 5.0)  # all handed over at once (buffers on the way took it)
+        assert t.check(5.5) is None
+        assert t.check(15.0) is None  # 1 MB at 70 kB/s takes ~14 s: not stalled yet
+        assert t.check(21.0) is None
+        assert t.check(22.0) is not None  # due + stall time passed with nothing moving
+    assert rate.observe(1_000_000, 10.0) == pytest.approx(100_000)
+    assert rate.observe(100_000, 10.0) == pytest.approx(100_000)  # small bodies measure latency: ignored
+
+
+def test_the_wait_for_100_continue_is_not_a_stall() -> None:
+    t = Transfer(1_000_000, 1.0, 16_000.0, now=0.0, key="k")
+    a, b = socket.socketpair()
+    with a, b:
+        t.sock = a
+        assert t.check(0.1) is None  # registered: the clock starts
+        assert t.check(1.9) is None  # headers out, waiting up to 1 s for "100 Continue", plus the stall time
+        assert t.check(2.2) is not None
