@@ -28,9 +28,10 @@ from tests.upload.faultproxy import FaultProxy
 MIB = 1024 * 1024
 PART = 5 * MIB  # what the agent picks on these links (S3's minimum)
 CUT_DOWN_S = 5.0  # how long the link stays down at a cut
-# A lane probes a cut link quickly here (the default waits up to 30 s between probes, which would
-# measure the wait, not the transfer); everything about the transfer itself is the default.
-POLICY = RetryPolicy(transient_initial_s=0.5, transient_max_s=2.0)
+# Clean cases run with every default (config and RetryPolicy). In the cut cases a lane probes the cut
+# link quickly (the default waits up to 30 s between probes, which would measure the wait, not the
+# transfer); everything about the transfer itself is the default there too.
+CUT_POLICY = RetryPolicy(transient_initial_s=0.5, transient_max_s=2.0)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def agent_case(link: Link, host: str, port: int, work: Path, bucket: str, cut: b
     proxy = link.proxy(host, port)
     data = work / f"agent-{link.name}-{'cut' if cut else 'clean'}"
     cfg = default_config(data, proxy.url, bucket)
-    svc = UploadService(cfg, SystemClock(), POLICY)
+    svc = UploadService(cfg, SystemClock(), CUT_POLICY if cut else RetryPolicy())
     svc.start()
     try:
         t0 = time.monotonic()
