@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from control_room import auth
-from control_room.web import auditlog, common, events, fleet, locations, maps, review, units
+from control_room.web import auditlog, common, events, fleet, locations, maps, officer, review, units
 
 # Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
 # The one exception: map tiles from the configured tile server (maps.tile_source).
@@ -21,7 +21,7 @@ CSP = (
 )
 
 
-BLUEPRINTS = (fleet.bp, units.bp, events.bp, review.bp, locations.bp, auditlog.bp)
+BLUEPRINTS = (fleet.bp, units.bp, events.bp, review.bp, locations.bp, officer.bp, auditlog.bp)
 for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are shared by every app
     common.add_error_pages(_blueprint)
 

@@ -95,8 +95,13 @@ def iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
+def local_input(value: datetime | None) -> str:
+    """A UTC time as a datetime-local form value (UK local time, to the minute)."""
+    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M") if value is not None else ""
+
+
 FILTERS = {"local_time": local_time, "bytes": human_bytes, "age": human_age, "ago": ago, "distance": distance,
-           "iso": iso}
+           "iso": iso, "local_input": local_input}
 
 
 def _error_page(exc: HTTPException) -> tuple[str, int]:

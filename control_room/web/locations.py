@@ -16,7 +16,8 @@ from sqlalchemy.orm import selectinload
 from control_room import audit, fleet, names, scope
 from control_room.auth import require
 from control_room.models import Council, Deployment, Site, Unit
-from control_room.web import common, forms
+from control_room.web import common, forms, maps
+from control_room.web.charts import MapPoint, plot_map
 
 bp = Blueprint("locations", __name__)
 
@@ -49,8 +50,13 @@ def _page(error: str | None = None, status: int = 200) -> tuple[str, int]:
     )
     active = [DeploymentRow(d, _flags(d)) for u in units if (d := fleet.active_deployment(u)) is not None]
     idle = [u for u in units if fleet.active_deployment(u) is None and u.revoked_at is None]
+    points = [maps.Point("site", f"site-{s.id}", s.name, s.lat, s.lon, "site",
+                         url_for("locations.site", site_id=s.id)).as_json() for s in sites]
     return render_template(
         "locations/index.html",
+        map=plot_map([MapPoint("site", s.name, s.lat, s.lon, "site") for s in sites]),
+        map_points=points,
+        tiles=maps.tile_config(),
         sites=sites,
         active=active,
         idle=idle,
@@ -193,6 +199,8 @@ def move(deployment_id: int) -> Any:
 @require("locations")
 def recover(deployment_id: int) -> Any:
     dep = _active(deployment_id)
+    if request.form.get("confirm") != "yes":
+        return _page(f"recovering {dep.unit.unit_id} needs confirming (the box on its deployment page)", 400)
     db = common.db()
     dep.recovered_at = common.now()
     audit.record(

@@ -163,14 +163,11 @@ def test_officer_deploys_moves_and_recovers_a_unit(app, unit, engine, clock) -> 
         assert [d.site_id for d in deps] == [first, second]
         assert deps[0].recovered_at is not None and deps[1].recovered_at is None
         second_dep = deps[1].id
-    assert (
-        client.post(f"/locations/deployments/{second_dep}/recover", data={"csrf_token": token}).status_code
-        == 303
-    )
-    assert (
-        client.post(f"/locations/deployments/{second_dep}/recover", data={"csrf_token": token}).status_code
-        == 409
-    )
+    unconfirmed = client.post(f"/locations/deployments/{second_dep}/recover", data={"csrf_token": token})
+    assert unconfirmed.status_code == 400 and "needs confirming" in unconfirmed.get_data(as_text=True)
+    confirmed = {"csrf_token": token, "confirm": "yes"}
+    assert client.post(f"/locations/deployments/{second_dep}/recover", data=confirmed).status_code == 303
+    assert client.post(f"/locations/deployments/{second_dep}/recover", data=confirmed).status_code == 409
     with session_scope(engine) as s:
         actions = s.scalars(select(AuditLog.action).where(AuditLog.username == "olga").order_by(AuditLog.id))
         assert list(actions) == ["login", "site_create", "site_create", "deploy", "move", "recover"]
