@@ -71,13 +71,18 @@ def upload(r: dict[str, Any]) -> Any:
     pts = [(rate, r[key]) for rate, key in multi.items() if key in r]
     if pts:
         a.plot(*zip(*pts, strict=True), "^:", color=OTHER, label="agent, multipart clips")
+    base_pts = [(rate, r[f"baseline_boto3_{key}"]) for rate, key in multi.items()
+                if f"baseline_boto3_{key}" in r]
+    if base_pts:
+        a.plot(*zip(*base_pts, strict=True), "v:", color=BASE, label="boto3, multipart clips")
     a.set_xscale("log")
     a.set_xticks([0.256, 0.512, 1, 2], ["256k", "512k", "1M", "2M"])
     a.set_xlim(0.2, 2.5)
     a.set_xlabel("link rate (bit/s)")
-    a.set_ylim(0.8, 1.02)
+    values = ours + base + [v for _, v in pts] + [v for _, v in base_pts]
+    a.set_ylim(max(0.0, min([0.8, *values]) - 0.05), 1.02)
     a.set_title("goodput (payload / link capacity)")
-    a.legend(fontsize=8, loc="lower right")
+    a.legend(fontsize=7, loc="best")
     lat = [d["agent_512kbit"]["snapshot_latency_s"], d["agent_2mbit"]["snapshot_latency_s"]]
     b.plot(rates, lat, "o-", color=OURS, label="idle link")
     busy = d.get("snapshot_latency", {}).get("busy_s")

@@ -46,9 +46,16 @@ def upload(r: dict[str, Any]) -> Row:
         names = {"256kbit": "256 kbit/s", "512kbit": "512 kbit/s", "2mbit": "2 Mbit/s"}
         rates = ", ".join(f"{v:.3f} at {names[k.rsplit('_', 1)[1]]}" for k, v in multipart)
         ours += f"; multipart clips {rates}"
-    return ("upload goodput vs link rate, 2 Mbit/s and 512 kbit/s (`upload.json`)", ours,
-            f"plain boto3 `upload_file` {r['baseline_boto3_upload_file_goodput_ratio_2mbit']:.3f} and "
+        if "multipart_resent_bytes_after_cut" in r:
+            ours += f", {r['multipart_resent_bytes_after_cut'] / 1e6:.1f} MB re-sent after a cut"
+    base = (f"plain boto3 `upload_file` {r['baseline_boto3_upload_file_goodput_ratio_2mbit']:.3f} and "
             f"{r['baseline_boto3_upload_file_goodput_ratio_512kbit']:.3f} (no resume, no cap, no budget)")
+    multi_base = [(k, r[f"baseline_boto3_{k}"]) for k, _ in multipart if f"baseline_boto3_{k}" in r]
+    if multi_base:
+        names = {"256kbit": "256 kbit/s", "512kbit": "512 kbit/s", "2mbit": "2 Mbit/s"}
+        base += "; boto3 multipart " + ", ".join(f"{v:.3f} at {names[k.rsplit('_', 1)[1]]}"
+                                                 for k, v in multi_base)
+    return ("upload goodput vs link rate, 2 Mbit/s and 512 kbit/s (`upload.json`)", ours, base)
 
 
 def masks(r: dict[str, Any]) -> Row:
