@@ -70,12 +70,13 @@ def provision_up_to(url: str, n: int, tokens: list[tuple[str, str]]) -> None:
         council = s.scalar(select(Council).where(Council.slug == "bench"))
         if council is None:
             council = provision.create_council(s, "bench", "Benchmark council")
-        rows = []
+        rows, now = [], datetime.now(UTC)  # a bulk insert gets no row stamps from the session's clock
         for i in range(len(tokens), n):
             unit_id, token = f"bench-{i:05d}", provision.new_token()
             tokens.append((unit_id, token))
             rows.append({"unit_id": unit_id, "council_id": council.id, "name": "",
-                         "token_hash": provision.hash_token(token)})
+                         "token_hash": provision.hash_token(token), "created_at": now,
+                         "token_created_at": now})
         if rows:
             s.execute(insert(Unit), rows)
         assert s.scalar(select(func.count()).select_from(Unit)) == n

@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
     """Build the app: settings (from CONTROL_ROOM_* env when None), the database, the blueprints.
 
     `clock` (control_room.clock.Clock: anything with now()) gives every time the app stores
-    (app.extensions["cctv_clock"]);
+    (app.extensions["cctv_clock"] and each database session's info["clock"]);
     `migrate=True` upgrades the schema first (serve does this). The web pages (control_room.web,
     if present) are registered through its `init_app(app)`; settings are app.config["SETTINGS"].
     """
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
 
     from control_room import api, db
     from control_room import migrate as migrations
-    from control_room.clock import SystemClock
+    from control_room.clock import SYSTEM
     from control_room.config import load_settings, secret_key
 
     if settings is None:
@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
     engine = db.make_engine(settings.resolved_database_url(), pool_size=settings.db_pool_size)
     if migrate:
         migrations.upgrade(engine)
-    app.extensions["cctv_clock"] = clock or SystemClock()
-    db.init_app(app, engine)
+    app.extensions["cctv_clock"] = clock = clock or SYSTEM
+    db.init_app(app, engine, clock)
     api.init_app(app)
     if importlib.util.find_spec("control_room.web") is not None:
         importlib.import_module("control_room.web").init_app(app)

@@ -10,29 +10,32 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from functools import cache, wraps
+from datetime import datetime, timedelta
+from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from sqlalchemy import func, select
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy import select
 
-from control_room import audit
-from control_room.db import get_session
-from control_room.models import AuditLog, User
+from control_room import audit, login_limits, sessions
+from control_room.db import begin_soft_commit, get_session
+from control_room.errors import HashingBusy, LoginThrottled
+from control_room.hashing import HashPool
+from control_room.models import User
 
 bp = Blueprint("auth", __name__)
 
@@ -48,20 +51,27 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
-SESSION_LIFETIME = timedelta(hours=8)
+SHIFT = sessions.Limits(idle=timedelta(hours=1), lifetime=timedelta(hours=13))  # a 12-hour shift + handover
+LIVE_HEADER = "X-CCTV-Live"  # sent by the pages' own fetches (static/session.js): answer 401, not a redirect
 FORM_LIMIT_BYTES = 1024 * 1024  # the pages' forms are a few KB; the unit API sets its own, smaller limit
 
 
-def init_app(app: Flask, secure_cookies: bool = False, exempt_prefixes: tuple[str, ...] = ("/api/",)) -> None:
-    """Cookie settings, the per-request user and the CSRF check; `exempt_prefixes` use bearer tokens."""
+def init_app(app: Flask, secure_cookies: bool = False, exempt_prefixes: tuple[str, ...] = ("/api/",),
+             hash_workers: int = 1, hash_pending: int = 2,
+             limits: sessions.Limits = SHIFT) -> None:
+    """Cookie settings, the per-request user and the CSRF check; `exempt_prefixes` use bearer tokens.
+
+    Passwords are hashed in a pool of `hash_workers` threads with `hash_pending` waiting places
+    (control_room.hashing), never on the request threads that serve units.
+    """
+    app.extensions["cctv_hashing"] = HashPool(hash_workers, hash_pending)
+    app.extensions["cctv_session_limits"] = limits
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies,
         SESSION_COOKIE_NAME="cctv_session",
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        PERMANENT_SESSION_LIFETIME=limits.lifetime,
         MAX_CONTENT_LENGTH=FORM_LIMIT_BYTES,
     )
     app.extensions["cctv_csrf_exempt"] = exempt_prefixes
@@ -70,6 +80,10 @@ def init_app(app: Flask, secure_cookies: bool = False, exempt_prefixes: tuple[st
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["can"] = can
     app.register_blueprint(bp)
+
+
+def hash_pool() -> HashPool:
+    return current_app.extensions["cctv_hashing"]
 
 
 def csrf_token() -> str:
@@ -91,27 +105,34 @@ def _check_csrf() -> None:
 
 
 def _load_user() -> None:
-    g.user = None
-    user_id = session.get("user_id")
-    if user_id is None:
+    """The person behind the cookie, if their session is still open (control_room.sessions)."""
+    g.user, g.session_over = None, None
+    if session.get("user_id") is None:
         return
-    user = get_session().get(User, user_id)
-    if (user is None or not getattr(user, "active", True) or session.get("pw") != _password_stamp(user)
-            or not _begun_after_logout(user)):
-        session.clear()  # deleted, disabled, password changed or logged out since: log out everywhere
-        return
-    g.user = user
+    db = get_session()
+    now = _now()
+    row, why = sessions.resume(db, session.get("sid"), now, current_app.extensions["cctv_session_limits"])
+    user = db.get(User, row.user_id) if row is not None else None
+    if row is None or user is None or user.id != session.get("user_id"):
+        g.session_over = why or "ended"
+    elif not user.active or session.get("pw") != password_stamp(user):
+        sessions.end(row, now, "disabled" if not user.active else "password changed")
+        g.session_over = "disabled" if not user.active else "password changed"
+    if g.session_over is not None:
+        session.clear()
+    else:
+        g.user = user
+    if g.session_over is not None or (row is not None and row.last_seen_at == now):
+        db.commit()  # a session ended, or seen (at most once a minute): keep it
 
 
-def _begun_after_logout(user: User) -> bool:
-    """The signed cookie outlives a logout; the user's `sessions_valid_after` ends it server-side."""
-    cutoff = user.sessions_valid_after
-    return cutoff is None or float(session.get("at", 0)) > cutoff.timestamp()
-
-
-def _password_stamp(user: User) -> str:
+def password_stamp(user: User) -> str:
     """A short digest of the password hash: changing the password ends every old session."""
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def _now() -> datetime:
+    return current_app.extensions["cctv_clock"].now()
 
 
 def can(permission: str) -> bool:
@@ -126,7 +147,11 @@ def require(permission: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if g.get("user") is None:
+                if request.headers.get(LIVE_HEADER) == "1":  # a page's background fetch: let the page say so
+                    return _session_over()
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if g.user.must_change_password:
+                return redirect(url_for("account.change_password"))
             if not can(permission):
                 abort(403, description=f"your role ({g.user.role}) does not allow this")
             return view(*args, **kwargs)
@@ -136,31 +161,21 @@ def require(permission: str) -> Callable[[F], F]:
     return decorator
 
 
-@cache
-def _decoy_hash() -> str:
-    """A hash of no one's password: checked for unknown or disabled names so they cost the same time."""
-    return generate_password_hash(secrets.token_urlsafe(32), method="scrypt")
+SESSION_OVER = {
+    "idle": "You were logged out after a time without activity.",
+    "expired": "Your session reached its time limit (one shift).",
+    "logout": "You logged out in another tab.",
+    "everywhere": "You logged out everywhere.",
+    "disabled": "Your account has been disabled.",
+    "password changed": "Your password was changed.",
+}
 
 
-def _password_ok(user: User | None, password: str) -> bool:
-    if user is None or not getattr(user, "active", True):
-        check_password_hash(_decoy_hash(), password)
-        return False
-    return user.check_password(password)
-
-
-def _recent_failures(username: str, now: datetime) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(AuditLog)
-        .where(
-            AuditLog.action == "login_failed",
-            AuditLog.item_type == "user",
-            AuditLog.item_id == username,
-            AuditLog.at >= now - LOCKOUT_WINDOW,
-        )
-    )
-    return int(get_session().scalar(stmt) or 0)
+def _session_over() -> tuple[Response, int]:
+    reason = g.get("session_over") or "ended"
+    message = SESSION_OVER.get(reason, "Your session has ended.")
+    return jsonify(error="session ended", session="ended", reason=reason, message=message,
+                   login=url_for("auth.login")), 401
 
 
 def _safe_next(target: str | None) -> str:
@@ -175,39 +190,82 @@ def _safe_next(target: str | None) -> str:
 def login() -> Any:
     if request.method == "GET":
         return render_template("auth/login.html", next=request.args.get("next", ""))
-    username = request.form.get("username", "").strip()[:100]
+    username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
-    now = datetime.now(UTC)
+    ip = (request.remote_addr or "")[:64]
+    now = _now()
     db = get_session()
-    if _recent_failures(username, now) >= LOCKOUT_FAILURES:
-        audit.record(db, None, "login_locked", "user", username, {"ip": request.remote_addr})
-        db.commit()
-        return render_template(
-            "auth/login.html", error="Too many failed attempts: try again in 15 minutes.", next=""
-        ), 429
     user = db.scalar(select(User).where(User.username == username)) if username else None
-    if not _password_ok(user, password):
-        audit.record(db, None, "login_failed", "user", username, {"ip": request.remote_addr})
+    user_id = user.id if user is not None else None
+    usable = user is not None and user.active
+    password_hash = user.password_hash if usable else None
+    cookie = request.cookies.get(login_limits.DEVICE_COOKIE)
+    device = login_limits.known_device(current_app.secret_key, cookie, user_id)
+    try:
+        login_limits.check(db, username, ip, device, now)
+        db.rollback()  # no transaction (SQLite: no write lock) is held while the password is hashed
+        ok = hash_pool().check(password_hash, password)
+    except (LoginThrottled, HashingBusy) as exc:
+        return _refused(db, username, ip, device, now, exc)
+    if not ok:
+        login_limits.record(db, username, ip, device, now)
+        audit.record(db, None, "login_failed", "user", username, {"ip": ip, "known_device": bool(device)},
+                     at=now)
         db.commit()
         return render_template("auth/login.html", error="Wrong user name or password.", next=""), 401
+    user = db.get(User, user_id)
     session.clear()  # a fresh session (and CSRF token) on every login: no session fixation
     session.permanent = True
     session["user_id"] = user.id
-    session["pw"] = _password_stamp(user)
-    session["at"] = now.timestamp()
+    session["pw"] = password_stamp(user)
+    session["sid"] = sessions.begin(db, user, now, ip, request.headers.get("User-Agent", ""))
     user.last_login_at = now
-    audit.record(db, user, "login", "user", username, {"ip": request.remote_addr})
+    audit.record(db, user, "login", "user", username, {"ip": ip})
     db.commit()
-    return redirect(_safe_next(request.form.get("next")))
+    response = redirect(_safe_next(request.form.get("next")))
+    cookie, _ = login_limits.new_device_cookie(current_app.secret_key, user.id, device)
+    response.set_cookie(login_limits.DEVICE_COOKIE, cookie, max_age=login_limits.DEVICE_COOKIE_MAX_AGE_S,
+                        httponly=True, samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _refused(db: Any, username: str, ip: str, device: str | None, now: datetime,
+             exc: LoginThrottled | HashingBusy) -> Any:
+    """Throttled or no hashing slot: recorded cheaply (soft commit), answered at once, nothing hashed."""
+    db.rollback()
+    begin_soft_commit(db)
+    login_limits.record(db, username, ip, device, now, throttled=True)
+    db.commit()
+    retry = exc.retry_after_s if isinstance(exc, LoginThrottled) else 2
+    page = render_template("auth/login.html", error=str(exc), next="")
+    return page, exc.status, {"Retry-After": str(retry)}
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    """End this session only; the person's other browsers stay logged in."""
     user = g.get("user")
     if user is not None:
         db = get_session()
-        user.sessions_valid_after = datetime.now(UTC)  # a copy of the cookie is useless from now on
+        limits = current_app.extensions["cctv_session_limits"]
+        row, _ = sessions.resume(db, session.get("sid"), _now(), limits)
+        if row is not None:
+            sessions.end(row, _now(), "logout")
         audit.record(db, user, "logout", "user", user.username, None)
+        db.commit()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+def logout_everywhere() -> Any:
+    """End every session of this person (a lost phone, a shared PC): a copied cookie dies too."""
+    user = g.get("user")
+    if user is not None:
+        db = get_session()
+        ended = sessions.end_all(db, user.id, _now(), "everywhere")
+        user.sessions_valid_after = _now()
+        audit.record(db, user, "logout_everywhere", "user", user.username, {"sessions": ended})
         db.commit()
     session.clear()
     return redirect(url_for("auth.login"))

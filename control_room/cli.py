@@ -11,19 +11,21 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from control_room import __version__, migrate, names, provision
-from control_room.config import Settings, SettingsError, load_settings
+from control_room import __version__, cli_users, migrate, provision
+from control_room.clock import SYSTEM
+from control_room.config import Settings, load_settings
 from control_room.db import make_engine, session_scope
-from control_room.instructions import InstructionError, request_upload_range
+from control_room.errors import ControlRoomError, SettingsError
+from control_room.instructions import request_upload_range
 from protocol.times import parse_aware
 
 log = logging.getLogger("control_room")
-EXPECTED = (SettingsError, provision.ProvisionError, names.BadName, InstructionError, ValueError)
+EXPECTED = (ControlRoomError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +146,7 @@ def cmd_request_upload(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     from control_room.maintenance import prune
 
-    done = prune(_engine(settings), datetime.now(UTC), settings.sample_retention_days)
+    done = prune(_engine(settings), SYSTEM.now(), settings.sample_retention_days)
     print(f"deleted {done['samples']} chart samples, {done['instructions']} old instructions")
     return 0
 
@@ -174,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                           "admin"]}),
         (("--council",), {"help": "council id; omit only for a partnership-wide admin"}),
         (("--password-stdin",), {"action": "store_true"})])
+    cli_users.register(sub, _add)
     _add(sub, "create-unit", cmd_create_unit, "add a unit and print its token once", [
         (("unit_id",), {}), (("--council",), {}), (("--name",), {"default": ""}),
         (("--rotate",), {"action": "store_true", "help": "issue a new token for an existing unit"})])

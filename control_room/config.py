@@ -12,13 +12,26 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from control_room.errors import SettingsError
+
+__all__ = ["Settings", "SettingsError", "load_settings", "secret_key"]
 
 ENV_PREFIX = "CONTROL_ROOM_"
+GB_AND_NI = "49.8,-8.7,60.9,1.8"  # Great Britain and Northern Ireland with their coasts
 
 
-class SettingsError(Exception):
-    """The control room settings are invalid: fix the environment or file, do not retry."""
+def _parse_box(text: str) -> tuple[float, float, float, float] | None:
+    if not text.strip():
+        return None
+    try:
+        south, west, north, east = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("must be four numbers: south,west,north,east") from None
+    if not (-90 <= south < north <= 90 and -180 <= west < east <= 180):
+        raise ValueError("must be south,west,north,east with south < north and west < east")
+    return south, west, north, east
 
 
 class Settings(BaseModel):
@@ -52,6 +65,12 @@ class Settings(BaseModel):
     map_tile_attribution: str = Field("© OpenStreetMap contributors", max_length=200,
                                       description="credit shown on the map, as the tile licence requires")
     map_max_zoom: int = Field(19, ge=1, le=22, description="deepest zoom the tile server offers")
+    # sessions (control_room.sessions): sized for a 12-hour shift plus handover
+    session_idle_minutes: float = Field(60.0, ge=1, le=24 * 60, description="no request this long ends it")
+    session_lifetime_hours: float = Field(13.0, ge=0.1, le=72, description="ends this long after log-in")
+    # log-in (control_room.hashing, control_room.login_limits)
+    login_hash_workers: int = Field(1, ge=1, le=16, description="threads hashing passwords (scrypt)")
+    login_hash_pending: int = Field(2, ge=0, le=64, description="log-ins waiting for a hash; more = 503")
     # evidence and disclosure (control_room.evidence)
     evidence_dir: Path | None = Field(None, description="evidence packages; default instance_dir/evidence")
     evidence_signing_key_file: Path | None = Field(None, description="Ed25519 PEM; default in instance_dir")
@@ -69,6 +88,18 @@ class Settings(BaseModel):
     smtp_user: str = ""
     smtp_password: SecretStr | None = None
     smtp_from: str = Field("cctv-evidence@localhost", description="sender of access-code emails")
+    # records (control_room.gps): a fix outside this box, at 0,0 or faster than a vehicle is flagged
+    gps_bbox: str = Field(GB_AND_NI, description="south,west,north,east in degrees; empty = anywhere")
+    gps_max_speed_kmh: float = Field(200.0, ge=10, le=2000, description="fastest believable move")
+
+    @field_validator("gps_bbox")
+    @classmethod
+    def _check_bbox(cls, value: str) -> str:
+        _parse_box(value)
+        return value
+
+    def gps_box(self) -> tuple[float, float, float, float] | None:
+        return _parse_box(self.gps_bbox)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from control_room import audit
 from control_room.evidence.models import UnitSigningKey
-from control_room.models import Base, Event, Unit, utcnow
+from control_room.models import Base, Event, Unit
 from control_room.provision import ProvisionError
 
 
@@ -27,7 +27,7 @@ class UnitTheft(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"), unique=True)
     since: Mapped[datetime]
-    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reported_at: Mapped[datetime]
     reported_by: Mapped[str] = mapped_column(String(64), default="")
 
 
@@ -39,7 +39,7 @@ class EventCustodyFlag(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_pk: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
     reason: Mapped[str] = mapped_column(String(200))
-    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    flagged_at: Mapped[datetime]
 
 
 class CommissioningRecord(Base):
@@ -49,7 +49,7 @@ class CommissioningRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
     engineer: Mapped[str] = mapped_column(String(64), default="")
     passed: Mapped[bool] = mapped_column(Boolean)
     checks: Mapped[list[Any]] = mapped_column(default=list)

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_room.clock import SYSTEM, Clock
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SOFT_COMMIT = "cctv_soft_commit"
 
@@ -70,9 +72,9 @@ def _create_private(path: Path) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
+def session_scope(engine: Engine, clock: Clock = SYSTEM) -> Iterator[Session]:
     """A session for a command or a thread: committed on success, rolled back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False, info={"clock": clock}) as session:
         try:
             yield session
             session.commit()
@@ -94,8 +96,10 @@ def begin_soft_commit(session: Session) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
-def init_app(app: Flask, engine: Engine) -> None:
-    app.extensions["cctv_db"] = {"engine": engine, "sessions": sessionmaker(engine, expire_on_commit=False)}
+def init_app(app: Flask, engine: Engine, clock: Clock = SYSTEM) -> None:
+    """Each request's session carries the app's clock (control_room.clock stamps new rows with it)."""
+    sessions = sessionmaker(engine, expire_on_commit=False, info={"clock": clock})
+    app.extensions["cctv_db"] = {"engine": engine, "sessions": sessions}
     app.teardown_appcontext(_close_session)
 
 

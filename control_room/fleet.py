@@ -4,7 +4,6 @@ derived from a unit's last heartbeat; pure functions over models, reused by the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from control_room.config import Settings
+from control_room.gps import distance_m
 from control_room.models import Deployment, Unit, User
 from protocol.times import parse_aware
 
@@ -89,6 +89,8 @@ def badges(unit: Unit, online: bool, now: datetime) -> list[Badge]:
         out.append(Badge("temperature", f"hot {temp:.0f} °C"))
     if _get(s, "system", "undervoltage"):
         out.append(Badge("power", "under-voltage", "alarm"))
+    if unit.gps_flag:
+        out.append(Badge("gps_implausible", unit.gps_flag))
     return out
 
 
@@ -104,13 +106,11 @@ def disk_horizon_days(state: dict[str, Any], now: datetime) -> float | None:
     return max(0.0, (now - then).total_seconds() / 86400)
 
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine) in metres."""
-    r = 6_371_000.0
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(math.sqrt(a))
+def map_position(unit: Unit) -> tuple[float, float] | None:
+    """Where to put the unit on a map: its last believed fix, or nowhere while its GPS is implausible."""
+    if unit.lat is None or unit.lon is None or unit.gps_flag:
+        return None
+    return unit.lat, unit.lon
 
 
 def human_distance(metres: float) -> str:
@@ -132,8 +132,9 @@ def deployment_flags(deployment: Deployment, unit: Unit, today: date,
         out.append(Badge("review_overdue", f"review overdue since {deployment.review_date.isoformat()}"))
     if deployment.recovered_at is None and deployment.planned_end and deployment.planned_end.date() < today:
         out.append(Badge("past_planned_end", "past planned end"))
-    if unit.lat is not None and unit.lon is not None and deployment.recovered_at is None:
-        metres = distance_m(unit.lat, unit.lon, deployment.site.lat, deployment.site.lon)
+    position = map_position(unit)
+    if position is not None and deployment.recovered_at is None:
+        metres = distance_m(*position, deployment.site.lat, deployment.site.lon)
         if metres > far_m:
             out.append(Badge("far_from_site", f"{human_distance(metres)} from site", "alarm"))
     if deployment.recovered_at is None and not deployment.signage_confirmed:

@@ -1,5 +1,8 @@
 """What the unit API stores: a validated heartbeat becomes the unit's last state (plus a chart
-sample now and then); an event notification creates or updates one Event, idempotent on event_id.
+sample now and then); an event notification creates one Event, whose content never changes after.
+
+Records cannot be rewritten: a heartbeat older than the last one applied is kept as history only,
+a stored event refuses different content (EventConflict, 409) and a repeat is idempotent.
 """
 
 from __future__ import annotations
@@ -11,35 +14,86 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_room import instructions
-from control_room.models import Deployment, Event, EventState, HeartbeatSample, Unit
+from control_room import gps, instructions
+from control_room.config import Settings
+from control_room.errors import EventConflict
+from control_room.models import Deployment, Event, EventState, HeartbeatSample, StaleHeartbeat, Unit
 from protocol.events import EventNote
 from protocol.heartbeat import Heartbeat
+
+# What a unit states about an event when it first reports it; none of it may change afterwards.
+FIXED_FIELDS = ("site", "start", "end", "clip_start", "clip_end", "peak_score", "peak_time", "boxes",
+                "clock_synced", "previous_event_id", "bucket")
 
 
 @dataclass(frozen=True)
 class HeartbeatResult:
     instructions: list[dict[str, Any]]
     sampled: bool
+    stale: str | None = None  # why the heartbeat was kept as history only
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def staleness(unit: Unit, hb: Heartbeat) -> str | None:
+    """Why `hb` is older than the heartbeat last applied (seq within one boot, then sent time), or None."""
+    last = unit.last_state or {}
+    last_sent = _parse(last.get("sent_at"))
+    same_boot = hb.boot_id is not None and hb.boot_id == last.get("boot_id")
+    if same_boot and hb.seq is not None and unit.last_seq is not None and hb.seq <= unit.last_seq:
+        return f"seq {hb.seq} is not after {unit.last_seq} in boot {hb.boot_id}"
+    if hb.sent_at is not None and last_sent is not None and hb.sent_at < last_sent:
+        return f"sent at {hb.sent_at.isoformat()}, before the last applied one ({last_sent.isoformat()})"
+    return None
 
 
 def store_heartbeat(session: Session, unit: Unit, hb: Heartbeat, now: datetime,
-                    sample_interval_s: float) -> HeartbeatResult:
-    """Update the unit's last state, acknowledge and fetch instructions; the caller commits."""
+                    settings: Settings) -> HeartbeatResult:
+    """Apply the heartbeat (or keep a stale one as history), acknowledge and fetch instructions.
+
+    A stale heartbeat still proves the unit is reachable (last_seen_at) and its acks still count;
+    its state never replaces the current one. The caller commits.
+    """
     unit.last_seen_at = now
-    unit.last_state = hb.state()
-    unit.last_seq = hb.seq
-    if hb.software_version is not None:
-        unit.software_version = hb.software_version
-    gps = hb.gps
-    if gps is not None and gps.fix in ("2d", "3d") and gps.lat is not None and gps.lon is not None:
-        unit.lat, unit.lon, unit.position_at = gps.lat, gps.lon, gps.time or now
-    sampled = unit.last_sample_at is None or now - unit.last_sample_at >= timedelta(seconds=sample_interval_s)
-    if sampled:
-        session.add(_sample(unit, hb, now))
-        unit.last_sample_at = now
+    stale = staleness(unit, hb)
+    sampled = False
+    if stale is not None:
+        session.add(StaleHeartbeat(unit_pk=unit.id, received_at=now, seq=hb.seq, boot_id=hb.boot_id,
+                                   sent_at=hb.sent_at, reason=stale[:200], state=hb.state()))
+    else:
+        unit.last_state = hb.state()
+        unit.last_seq = hb.seq
+        if hb.software_version is not None:
+            unit.software_version = hb.software_version
+        _apply_position(unit, hb, now, settings)
+        sampled = unit.last_sample_at is None or (
+            now - unit.last_sample_at >= timedelta(seconds=settings.sample_interval_s))
+        if sampled:
+            session.add(_sample(unit, hb, now))
+            unit.last_sample_at = now
     instructions.acknowledge(session, unit, hb.acked, now)
-    return HeartbeatResult(instructions.deliver(session, unit, now), sampled)
+    return HeartbeatResult(instructions.deliver(session, unit, now), sampled, stale)
+
+
+def _apply_position(unit: Unit, hb: Heartbeat, now: datetime, settings: Settings) -> None:
+    """A plausible fix moves the unit; an implausible one is flagged (the fix stays in last_state)."""
+    fix = hb.gps
+    if fix is None or fix.fix not in ("2d", "3d") or fix.lat is None or fix.lon is None:
+        return
+    at = fix.time or now
+    previous = None if unit.lat is None or unit.lon is None else (unit.lat, unit.lon, unit.position_at)
+    flag = gps.implausible(fix.lat, fix.lon, at, previous, settings.gps_box(), settings.gps_max_speed_kmh)
+    if flag is not None:
+        unit.gps_flag = flag[:200]
+        return
+    unit.lat, unit.lon, unit.position_at, unit.gps_flag = fix.lat, fix.lon, at, None
 
 
 def _sample(unit: Unit, hb: Heartbeat, now: datetime) -> HeartbeatSample:
@@ -53,42 +107,57 @@ def _sample(unit: Unit, hb: Heartbeat, now: datetime) -> HeartbeatSample:
     )
 
 
-class EventConflict(Exception):
-    """The event id belongs to another unit."""
+def _fixed(note: EventNote) -> dict[str, Any]:
+    return {"site": note.site, "start": note.start, "end": note.end, "clip_start": note.clip_start,
+            "clip_end": note.clip_end, "peak_score": note.peak_score, "peak_time": note.peak_time,
+            "boxes": [list(b) for b in note.boxes], "clock_synced": note.clock_synced,
+            "previous_event_id": note.previous_event_id, "bucket": note.bucket}
+
+
+def differences(event: Event, note: EventNote) -> list[str]:
+    """The fields in which `note` contradicts the stored event (an object may be added, not changed)."""
+    out = [name for name, value in _fixed(note).items() if getattr(event, name) != value]
+    stored = event.objects or {}
+    for kind, obj in note.objects:
+        if obj is not None and kind in stored and stored[kind] != obj.model_dump():
+            out.append(f"objects.{kind}")
+    return out
 
 
 def store_event(session: Session, unit: Unit, note: EventNote, now: datetime) -> tuple[Event, bool]:
-    """Create or update the event; returns (event, created). A repeat never downgrades the state."""
+    """Create the event, or add newly uploaded objects to it; returns (event, created).
+
+    EventConflict if the id belongs to another unit or the stored content differs. A repeat never
+    downgrades the state. The event carries the control room's deployment at its start time.
+    """
     event = session.scalar(select(Event).where(Event.event_id == note.event_id))
     created = event is None
     if event is None:
         event = Event(event_id=note.event_id, unit_pk=unit.id, council_id=unit.council_id,
-                      received_at=now, state=EventState(note.state))
-        event.site_id = _active_site(session, unit, note.start)
+                      received_at=now, state=EventState(note.state), objects={}, **_fixed(note))
+        deployment = deployment_at(session, unit, note.start)
+        if deployment is not None:
+            event.deployment_id, event.site_id = deployment.id, deployment.site_id
         session.add(event)
     elif event.unit_pk != unit.id:
         raise EventConflict(f"event {note.event_id!r} belongs to another unit")
-    objects = dict(event.objects or {})
-    objects.update(note.objects.model_dump(exclude_none=True))
-    event.objects = objects
-    if note.state == EventState.CLIP_UPLOADED.value:
+    elif diff := differences(event, note):
+        raise EventConflict(f"event {note.event_id!r} is already stored with other content "
+                            f"({', '.join(diff)}); a stored event cannot be rewritten", diff)
+    added = {k: o.model_dump() for k, o in note.objects if o is not None and k not in (event.objects or {})}
+    if added:
+        event.objects = {**(event.objects or {}), **added}
+    if note.state == EventState.CLIP_UPLOADED.value and event.state != EventState.CLIP_UPLOADED:
         event.state = EventState.CLIP_UPLOADED
-    event.site = note.site
-    event.start, event.end = note.start, note.end
-    event.clip_start, event.clip_end = note.clip_start, note.clip_end
-    event.peak_score, event.peak_time = note.peak_score, note.peak_time
-    event.boxes = [list(b) for b in note.boxes]
-    event.clock_synced = note.clock_synced
-    event.previous_event_id = note.previous_event_id
-    event.bucket = note.bucket
-    event.updated_at = now
+    if created or added:
+        event.updated_at = now
     return event, created
 
 
-def _active_site(session: Session, unit: Unit, at: datetime) -> int | None:
-    """The site the unit was deployed at when the event started, if any."""
+def deployment_at(session: Session, unit: Unit, at: datetime) -> Deployment | None:
+    """The control room's deployment of the unit at time `at`, if any."""
     return session.scalar(
-        select(Deployment.site_id)
+        select(Deployment)
         .where(Deployment.unit_pk == unit.id, Deployment.start <= at)
         .where((Deployment.recovered_at.is_(None)) | (Deployment.recovered_at > at))
         .order_by(Deployment.start.desc())

@@ -12,16 +12,18 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from control_room.models import Instruction, InstructionType, Unit, User, utcnow
+from control_room import clock
+from control_room.errors import InstructionError
+from control_room.models import Instruction, InstructionType, Unit, User
 from protocol.fields import first_error
 from protocol.instructions import ADAPTER, MAX_INSTRUCTIONS
 from protocol.times import format_utc
 
+__all__ = ["InstructionError", "acknowledge", "deliver", "queue", "request_upload_range"]
+
 MAX_PER_RESPONSE = MAX_INSTRUCTIONS
 
 
-class InstructionError(ValueError):
-    """An instruction that would not make sense to the unit (bad range, unknown type)."""
 
 
 def queue(session: Session, unit: Unit, kind: InstructionType, params: dict[str, Any] | None = None,
@@ -58,7 +60,7 @@ def acknowledge(session: Session, unit: Unit, ids: list[str], now: datetime | No
         update(Instruction)
         .where(Instruction.unit_pk == unit.id, Instruction.instruction_id.in_(ids),
                Instruction.acked_at.is_(None))
-        .values(acked_at=now or utcnow())
+        .values(acked_at=now or clock.now(session))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -71,7 +73,7 @@ def deliver(session: Session, unit: Unit, now: datetime | None = None) -> list[d
         .order_by(Instruction.id)
         .limit(MAX_PER_RESPONSE)
     ).all()
-    now = now or utcnow()
+    now = now or clock.now(session)
     for row in rows:
         row.delivery_count += 1
         if row.first_delivered_at is None:

@@ -2,6 +2,7 @@
 
 Tables are created by the Alembic migrations in control_room/migrations (the source of truth for
 the schema, including the triggers that keep audit_log append-only); these classes map them.
+"Created at" times have no default here: control_room.clock stamps them from the injected clock.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from control_room import clock as _clock  # noqa: F401 (registers the row-stamping listener)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -97,7 +96,7 @@ class Council(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
 
     units: Mapped[list[Unit]] = relationship(back_populates="council")
 
@@ -111,9 +110,10 @@ class User(Base):
     council_id: Mapped[int | None] = mapped_column(ForeignKey("councils.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
     sessions_valid_after: Mapped[datetime | None]  # set at logout: sessions begun before it are over
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     council: Mapped[Council | None] = relationship()
 
@@ -138,9 +138,9 @@ class Unit(Base):
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    token_created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    token_created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
     last_seq: Mapped[int | None] = mapped_column(BigInteger)
     last_state: Mapped[dict[str, Any] | None]
@@ -149,6 +149,7 @@ class Unit(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     position_at: Mapped[datetime | None]
+    gps_flag: Mapped[str | None] = mapped_column(String(200))  # why the latest fix is not believed
 
     council: Mapped[Council] = relationship(back_populates="units")
     deployments: Mapped[list[Deployment]] = relationship(
@@ -171,6 +172,22 @@ class HeartbeatSample(Base):
     cpu_temp_c: Mapped[float | None] = mapped_column(Float)
 
 
+class StaleHeartbeat(Base):
+    """A heartbeat older than the unit's last applied one: kept as history, never its current state."""
+
+    __tablename__ = "stale_heartbeats"
+    __table_args__ = (Index("ix_stale_heartbeats_unit_received", "unit_pk", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime]
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(String(200))
+    state: Mapped[dict[str, Any]]
+
+
 class Site(Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("council_id", "name", name="uq_sites_council_name"),)
@@ -181,7 +198,7 @@ class Site(Base):
     address: Mapped[str] = mapped_column(Text, default="")
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     council: Mapped[Council] = relationship()
@@ -203,7 +220,7 @@ class Deployment(Base):
     review_date: Mapped[date] = mapped_column(Date)
     recovered_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]  # set by an edit or a recorded review (live pages look here)
 
     unit: Mapped[Unit] = relationship(back_populates="deployments")
@@ -226,6 +243,7 @@ class Event(Base):
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
     site: Mapped[str] = mapped_column(String(200), default="")
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), index=True)
     start: Mapped[datetime]
     end: Mapped[datetime | None]
     clip_start: Mapped[datetime | None]
@@ -238,8 +256,8 @@ class Event(Base):
     objects: Mapped[dict[str, Any]] = mapped_column(default=dict)
     clock_synced: Mapped[bool | None] = mapped_column(Boolean)
     previous_event_id: Mapped[str | None] = mapped_column(String(128))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
     review_state: Mapped[ReviewState] = mapped_column(
         _enum(ReviewState, "review_state"), default=ReviewState.NEW, server_default=ReviewState.NEW.value
     )
@@ -249,6 +267,7 @@ class Event(Base):
     unit: Mapped[Unit] = relationship()
     council: Mapped[Council] = relationship()
     site_ref: Mapped[Site | None] = relationship()
+    deployment: Mapped[Deployment | None] = relationship()
 
 
 class EventAction(Base):
@@ -262,7 +281,7 @@ class EventAction(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_pk: Mapped[int] = mapped_column(ForeignKey("events.id"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     username: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(32))
@@ -276,7 +295,7 @@ class DeploymentReview(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     username: Mapped[str] = mapped_column(String(64), default="")
     outcome: Mapped[str] = mapped_column(Text)
@@ -290,13 +309,61 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_log_item", "item_type", "item_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     username: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(64))
     item_type: Mapped[str] = mapped_column(String(32))
     item_id: Mapped[str] = mapped_column(String(128))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class UserSession(Base):
+    """One logged-in browser (control_room.sessions): ended by logout, idle time, lifetime or an admin."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(32))  # logout, everywhere, idle, disabled...
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class PasswordToken(Base):
+    """A one-time link to set a password (invitation or reset); only its SHA-256 is stored."""
+
+    __tablename__ = "password_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # invite, reset
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """A failed or throttled log-in: the limits (control_room.login_limits) and admins read these."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_ip_at", "ip", "at"),
+        Index("ix_login_failures_device_at", "device", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(32))  # a known device's id (its signed cookie)
+    throttled: Mapped[bool] = mapped_column(Boolean, default=False)  # refused before any password check
 
 
 class Instruction(Base):
@@ -310,7 +377,7 @@ class Instruction(Base):
     unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"))
     type: Mapped[InstructionType] = mapped_column(_enum(InstructionType, "instruction_type"))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     first_delivered_at: Mapped[datetime | None]
     delivery_count: Mapped[int] = mapped_column(Integer, default=0)

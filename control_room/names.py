@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import re
 
+from control_room.errors import BadName
 from protocol.ids import EVENT_ID, INSTRUCTION_ID, S3_BUCKET, S3_KEY, UNIT_ID, is_safe_key, unit_key_prefix
 from protocol.ids import describe as describe_wire
 
-__all__ = ["EVENT_ID", "INSTRUCTION_ID", "S3_BUCKET", "S3_KEY", "UNIT_ID", "is_safe_key", "unit_key_prefix"]
+__all__ = ["EVENT_ID", "INSTRUCTION_ID", "S3_BUCKET", "S3_KEY", "UNIT_ID", "BadName", "check",
+           "check_display_name", "describe", "is_safe_key", "unit_key_prefix"]
 
 COUNCIL_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 DISPLAY_NAME = re.compile(r"^[\w][\w .,'\u2019&()/#+:!?@\u2013\u2014-]{0,199}$")
-
-
-class BadName(ValueError):
-    """A name or identifier that may not be stored; the message says which and why."""
 
 
 def check(pattern: re.Pattern[str], value: str, what: str) -> str:

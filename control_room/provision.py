@@ -11,12 +11,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_room import names
-from control_room.models import Council, Role, Unit, User, utcnow
+from control_room import clock, names
+from control_room.errors import ProvisionError
+from control_room.models import Council, Role, Unit, User
 
-
-class ProvisionError(Exception):
-    """A provisioning request that cannot be carried out (unknown council, duplicate id...)."""
+__all__ = ["ProvisionError", "create_council", "create_unit", "create_user", "get_council", "get_unit",
+           "hash_token", "new_token", "revoke_unit", "rotate_token"]
 
 
 def new_token() -> str:
@@ -76,7 +76,7 @@ def rotate_token(session: Session, unit_id: str) -> str:
     refuse_if_stolen(session, unit)  # a stolen unit is never given a working token again
     token = new_token()
     unit.token_hash = hash_token(token)
-    unit.token_created_at = utcnow()
+    unit.token_created_at = clock.now(session)
     unit.revoked_at = None
     session.flush()
     return token
@@ -86,7 +86,7 @@ def revoke_unit(session: Session, unit_id: str, at: datetime | None = None) -> U
     """Cut a (stolen) unit off: its token is refused with 401 "revoked" from now on."""
     unit = get_unit(session, unit_id)
     if unit.revoked_at is None:
-        unit.revoked_at = at or utcnow()
+        unit.revoked_at = at or clock.now(session)
     session.flush()
     return unit
 

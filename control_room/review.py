@@ -12,12 +12,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from control_room import audit
+from control_room.errors import ControlRoomError
 from control_room.models import Event, EventAction, ReviewState, User
 
 NOTE_LIMIT = 2000
 
 
-class ReviewError(ValueError):
+class ReviewError(ControlRoomError, ValueError):
     """A workflow step that cannot be taken (wrong state, empty or bad note); the message says why."""
 
     def __init__(self, message: str, status: int = 400) -> None:

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from control_room import __version__, clock, ingest, names
+from control_room import __version__, audit, clock, ingest, names
 from control_room.config import Settings
 from control_room.db import begin_soft_commit, get_session
+from control_room.errors import EventConflict, Refusal
 from control_room.models import Unit
 from control_room.provision import hash_token
 from protocol.events import EventNote
@@ -71,14 +72,6 @@ def _authenticate(unit_id: str) -> Unit:
         _refuse(403, "token belongs to another unit")
     g.unit = unit
     return unit
-
-
-class Refusal(Exception):
-    """A request body that will be refused (after authentication, so 401/403 still come first)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _checked(check: Callable[[], T]) -> T | Refusal:
@@ -144,8 +137,10 @@ def heartbeat(unit_id: str) -> Response:
     unit = _authenticate(unit_id)
     hb = _accept(verdict)
     now = _now()
-    result = ingest.store_heartbeat(session, unit, hb, now, _settings().sample_interval_s)
+    result = ingest.store_heartbeat(session, unit, hb, now, _settings())
     session.commit()
+    if result.stale is not None:
+        log.info("stale heartbeat from %s kept as history: %s", unit_id, result.stale)
     return jsonify(ok=True, server_time=_iso(now), instructions=result.instructions)
 
 
@@ -160,8 +155,11 @@ def event(unit_id: str) -> Response:
             _, created = ingest.store_event(session, unit, note, _now())
             session.commit()
             return jsonify(ok=True, created=created)
-        except ingest.EventConflict as exc:
+        except EventConflict as exc:
             session.rollback()
+            audit.record(session, None, "event_rewrite_refused", "event", note.event_id,
+                         {"unit": unit_id, "fields": exc.differences}, actor=f"unit:{unit_id}", at=_now())
+            session.commit()
             _refuse(409, str(exc))
         except IntegrityError:  # the same event_id arrived twice at once: update the other's row
             session.rollback()

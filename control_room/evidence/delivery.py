@@ -13,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from control_room.errors import ControlRoomError
 from control_room.evidence.models import Delivery, EvidencePackage, PoliceStore
 from control_room.models import User
 
 CHUNK = 1024 * 1024
 
 
-class DeliveryError(Exception):
+class DeliveryError(ControlRoomError):
     """The store is misconfigured or refused the upload or the check."""
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_room import instructions
+from control_room.errors import ControlRoomError
 from control_room.evidence import register
 from control_room.evidence.models import DisclosureRequest, LawfulBasis, RequestState
 from control_room.models import Event, Unit, User
@@ -23,7 +24,7 @@ EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 INSTRUCTION_MAX = timedelta(hours=6)  # control_room.instructions refuses longer upload ranges
 
 
-class RequestError(ValueError):
+class RequestError(ControlRoomError, ValueError):
     """A request that cannot be recorded or decided as given; the message names the problem."""
 
 

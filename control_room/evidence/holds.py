@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_room import instructions
+from control_room.errors import ControlRoomError
 from control_room.evidence import sources
 from control_room.evidence.models import DisclosureRequest, EvidenceHold, EvidencePackage
 from control_room.models import InstructionType, User
@@ -21,7 +22,7 @@ HOLD_INSTRUCTION = "hold_range"
 RELEASE_INSTRUCTION = "release_hold"
 
 
-class HoldError(Exception):
+class HoldError(ControlRoomError):
     """The hold cannot be placed or released (bucket without Object Lock, storage refused, bad input)."""
 
 

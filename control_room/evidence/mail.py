@@ -10,8 +10,10 @@ import ssl
 from email.message import EmailMessage
 from typing import Any
 
+from control_room.errors import ControlRoomError
 
-class MailError(Exception):
+
+class MailError(ControlRoomError):
     """The SMTP server could not be reached or refused the message."""
 
 

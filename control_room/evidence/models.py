@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from control_room.models import Base, Council, Unit, User, _enum, utcnow
+from control_room.models import Base, Council, Unit, User, _enum
 
 
 class LawfulBasis(enum.StrEnum):
@@ -48,7 +48,7 @@ class DisclosureRequest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     officer_name: Mapped[str] = mapped_column(String(200))
     officer_force: Mapped[str] = mapped_column(String(200), index=True)
@@ -100,7 +100,7 @@ class EvidencePackage(Base):
     tagmanifest_sha256: Mapped[str] = mapped_column(String(64))
     master_files: Mapped[int] = mapped_column(Integer)
     objects: Mapped[list[Any]] = mapped_column(default=list)  # [{bucket, key, version_id, sha256}]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     request: Mapped[DisclosureRequest] = relationship(back_populates="packages")
@@ -117,7 +117,7 @@ class ShareLink(Base):
     recipient_name: Mapped[str] = mapped_column(String(200))
     recipient_org: Mapped[str] = mapped_column(String(200))
     recipient_email: Mapped[str] = mapped_column(String(254))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
@@ -155,7 +155,7 @@ class PoliceStore(Base):
     access_key_id: Mapped[str] = mapped_column(String(128), default="")
     secret_file: Mapped[str] = mapped_column(String(500), default="")
     ca_bundle: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -167,7 +167,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     package_id: Mapped[int] = mapped_column(ForeignKey("evidence_packages.id"), index=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("police_stores.id"))
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16), default="started")  # started, verified, failed
     objects: Mapped[list[Any]] = mapped_column(default=list)
@@ -193,7 +193,7 @@ class EvidenceHold(Base):
     review_date: Mapped[date] = mapped_column(Date)
     objects: Mapped[list[Any]] = mapped_column(default=list)  # [{bucket, key, version_id}]
     instruction_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     released_at: Mapped[datetime | None]
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -210,7 +210,7 @@ class RegisterEntry(Base):
     __table_args__ = (Index("ix_disclosure_register_council_at", "council_id", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("disclosure_requests.id"), index=True)
     action: Mapped[str] = mapped_column(String(64))
@@ -245,4 +245,4 @@ class UnitSigningKey(Base):
     unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"), unique=True)
     public_key: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="pinned")  # registered, pinned
-    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_seen_at: Mapped[datetime]

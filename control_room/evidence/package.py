@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from control_room import __version__
+from control_room.errors import ControlRoomError
 from control_room.evidence import register, signing, sources, working
 from control_room.evidence.continuity import continuity_doc
 from control_room.evidence.models import DisclosureRequest, EvidencePackage, RequestState
@@ -34,7 +35,7 @@ STAMP_RE = re.compile(r"(\d{8}T\d{6})(?:\.(\d{3}))?Z")
 VERIFY_SOURCE = Path(__file__).with_name("standalone_verify.py")
 
 
-class PackageError(Exception):
+class PackageError(ControlRoomError):
     """The package cannot be built as asked (nothing is created); the message names the cause."""
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control_room.errors import ControlRoomError
 from control_room.evidence.models import EvidencePackage, ShareLink
 from control_room.models import User
 
@@ -22,7 +23,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 CODE_LENGTH = 8
 
 
-class ShareError(ValueError):
+class ShareError(ControlRoomError, ValueError):
     """A share link cannot be created or used as asked; the message says why."""
 
 

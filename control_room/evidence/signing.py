@@ -14,10 +14,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from control_room.errors import ControlRoomError
 from protocol import manifest as rules
 
 
-class SignatureError(ValueError):
+class SignatureError(ControlRoomError, ValueError):
     """A unit manifest is malformed or its signature does not verify."""
 
 

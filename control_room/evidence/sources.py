@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control_room.errors import ControlRoomError
 from control_room.evidence.models import DisclosureRequest, UnitSigningKey
 from control_room.evidence.signing import SignatureError, verify_unit_manifest
 from control_room.models import Event, Instruction, Unit
@@ -25,7 +26,7 @@ from protocol.times import parse_aware
 CHUNK = 1024 * 1024
 
 
-class SourceError(Exception):
+class SourceError(ControlRoomError):
     """Footage for the package is missing, unreadable or does not match what the unit signed."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control_room.errors import ControlRoomError
 from control_room.evidence.models import PoliceStore
 from control_room.models import Council
 
@@ -22,7 +23,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class StoreError(ValueError):
+class StoreError(ControlRoomError, ValueError):
     """The store's settings are not usable; the message names the field."""
 
 

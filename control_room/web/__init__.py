@@ -6,12 +6,25 @@ registers one blueprint per area and the Jinja filters; templates live in contro
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, request
 
-from control_room import auth
-from control_room.web import auditlog, common, events, fleet, locations, maps, officer, review, units
+from control_room import auth, sessions
+from control_room.web import (
+    account,
+    auditlog,
+    common,
+    events,
+    fleet,
+    locations,
+    maps,
+    officer,
+    review,
+    units,
+    users,
+)
 
 # Pages load nothing from elsewhere: scripts, styles, images and video all come from this service.
 # The one exception: map tiles from the configured tile server (maps.tile_source).
@@ -21,7 +34,8 @@ CSP = (
 )
 
 
-BLUEPRINTS = (fleet.bp, units.bp, events.bp, review.bp, locations.bp, officer.bp, auditlog.bp)
+BLUEPRINTS = (fleet.bp, units.bp, events.bp, review.bp, locations.bp, officer.bp, auditlog.bp, users.bp,
+              account.bp)
 for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are shared by every app
     common.add_error_pages(_blueprint)
 
@@ -29,7 +43,10 @@ for _blueprint in (*BLUEPRINTS, auth.bp):  # once per process: blueprints are sh
 def init_app(app: Flask) -> None:
     settings = app.config["SETTINGS"]
     app.url_map.converters["int"] = common.DbIntConverter  # before any page route is registered
-    auth.init_app(app, secure_cookies=settings.secure_cookies)
+    limits = sessions.Limits(timedelta(minutes=settings.session_idle_minutes),
+                             timedelta(hours=settings.session_lifetime_hours))
+    auth.init_app(app, secure_cookies=settings.secure_cookies, hash_workers=settings.login_hash_workers,
+                  hash_pending=settings.login_hash_pending, limits=limits)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.jinja_env.filters.update(common.FILTERS)

@@ -48,6 +48,8 @@ def _council_rows(council_id: int) -> ColumnElement[bool]:
     """Rows by the council's people, or about the council's events, units or sites (by anyone)."""
     return or_(
         AuditLog.user_id.in_(select(User.id).where(User.council_id == council_id)),
+        and_(AuditLog.item_type == "user",  # e.g. failed log-ins with the name of one of their people
+             AuditLog.item_id.in_(select(User.username).where(User.council_id == council_id))),
         and_(AuditLog.item_type == "event",
              AuditLog.item_id.in_(select(Event.event_id).where(Event.council_id == council_id))),
         and_(AuditLog.item_type == "unit",

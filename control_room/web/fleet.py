@@ -127,13 +127,12 @@ def fleet_map(rows: list[FleetRow]) -> MapView:
                     url_for("locations.site", site_id=dep.site_id),
                 )
             )
-        if row.unit.lat is not None and row.unit.lon is not None:
+        if (position := fleet.map_position(row.unit)) is not None:  # an implausible fix stays off the map
             points.append(
                 MapPoint(
                     "unit",
                     row.unit.unit_id,
-                    row.unit.lat,
-                    row.unit.lon,
+                    *position,
                     "online" if row.status.online else "offline",
                     url_for("units.page", unit_id=row.unit.unit_id),
                 )

@@ -20,10 +20,6 @@ CHUNK = 64 * 1024
 CONTENT_TYPES = {"snapshot": "image/jpeg", "clip": "video/mp4", "manifest": "application/json"}
 
 
-class FootageError(Exception):
-    """The bucket could not be read (unreachable, denied): retrying later may work."""
-
-
 @dataclass(frozen=True)
 class StoredObject:
     """One object of an event as the unit announced it: key, size and SHA-256 (hex)."""

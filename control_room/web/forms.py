@@ -9,11 +9,10 @@ from datetime import date, datetime
 
 from flask import request
 
+from control_room.errors import FormError
 from control_room.web import common
 
-
-class FormError(ValueError):
-    """A form field that cannot be accepted; the message names it."""
+__all__ = ["FormError", "day", "local_datetime", "number", "text"]
 
 
 def text(field: str, limit: int, required: bool = True) -> str:

@@ -13,8 +13,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from control_room import audit, fleet, names, scope
+from control_room import audit, deployments, fleet, names, scope
 from control_room.auth import require
+from control_room.errors import DeploymentError
 from control_room.models import Council, Deployment, Site, Unit
 from control_room.web import common, forms, maps
 from control_room.web.charts import MapPoint, plot_map
@@ -135,8 +136,6 @@ def _deployment_fields(unit: Unit) -> dict[str, Any]:
         raise forms.FormError("the site belongs to another council than the unit")
     start = forms.local_datetime("start", required=False) or common.now()
     planned_end = forms.local_datetime("planned_end", required=False)
-    if planned_end is not None and planned_end <= start:
-        raise forms.FormError("planned end must be after the start")
     return {
         "site_id": place.id,
         "purpose": forms.text("purpose", 1000),
@@ -154,6 +153,10 @@ def _save_deployment(unit: Unit, action: str, previous: Deployment | None) -> An
         fields = _deployment_fields(unit)
     except (forms.FormError, names.BadName) as exc:
         return _page(str(exc), 400)
+    try:
+        deployments.check_new(db, unit, fields["start"], fields["planned_end"], replacing=previous)
+    except DeploymentError as exc:
+        return _page(str(exc), exc.status)
     if previous is not None:
         previous.recovered_at = fields["start"]
     dep = Deployment(unit_pk=unit.id, created_by_id=g.user.id, created_at=common.now(), **fields)
@@ -202,6 +205,10 @@ def recover(deployment_id: int) -> Any:
     if request.form.get("confirm") != "yes":
         return _page(f"recovering {dep.unit.unit_id} needs confirming (the box on its deployment page)", 400)
     db = common.db()
+    try:
+        deployments.check_recover(dep, common.now())
+    except DeploymentError as exc:
+        return _page(str(exc), exc.status)
     dep.recovered_at = common.now()
     audit.record(
         db, g.user, "recover", "unit", dep.unit.unit_id, {"deployment": dep.id, "site_id": dep.site_id}
