@@ -180,3 +180,23 @@ def test_chart_breaks_across_a_silence_and_labels_round_times() -> None:
     summer = time_ticks(datetime(2026, 7, 1, 9, 0, tzinfo=UTC).timestamp(),
                         datetime(2026, 7, 1, 15, 0, tzinfo=UTC).timestamp())
     assert summer[0][1] == "10:00"  # BST: 09:00 UTC is 10:00 in the UK
+
+
+def test_another_councils_officer_gets_404_and_nothing_changes(app, deployed, factory, engine) -> None:  # noqa: ANN001
+    _, dep_id, site_id = deployed
+    factory.user("bea", "officer", "beds")
+    bea = app.test_client()
+    token = login(bea, "bea")
+    assert bea.get(f"/locations/deployments/{dep_id}").status_code == 404
+    assert bea.post(f"/locations/deployments/{dep_id}/edit", data=edit_form(token)).status_code == 404
+    assert bea.post(f"/locations/deployments/{dep_id}/review", data={
+        "csrf_token": token, "outcome": "x", "next_review_date": "2026-12-18"}).status_code == 404
+    assert bea.get(f"/locations/sites/{site_id}/edit").status_code == 404
+    assert bea.post(f"/locations/sites/{site_id}/edit", data={
+        "csrf_token": token, "name": "Mine now", "lat": "51", "lon": "0"}).status_code == 404
+    assert bea.post(f"/locations/deployments/{dep_id}/recover",
+                    data={"csrf_token": token, "confirm": "yes"}).status_code == 404
+    with session_scope(engine) as s:
+        dep = s.get(Deployment, dep_id)
+        assert (dep.updated_at, dep.recovered_at, s.get(Site, site_id).name) == (None, None, "Far Lane")
+        assert s.scalar(select(DeploymentReview)) is None
