@@ -1,5 +1,6 @@
-"""Housekeeping run by `cctv-control-room prune` (daily, from a timer): old chart samples and long
-acknowledged instructions are deleted in small batches so heartbeats never wait long for the lock.
+"""Housekeeping run by `cctv-control-room prune` (daily, from a timer): old chart samples, long
+acknowledged instructions, old failed log-ins, stale heartbeats and ended sessions are deleted in
+small batches so heartbeats never wait long for the lock.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select
 
 from control_room.db import session_scope
-from control_room.models import HeartbeatSample, Instruction
+from control_room.models import HeartbeatSample, Instruction, LoginFailure, StaleHeartbeat, UserSession
 
 BATCH = 5000
 
@@ -19,7 +20,12 @@ def prune(engine: Engine, now: datetime, sample_days: int, instruction_days: int
     samples = _delete_batches(engine, HeartbeatSample, HeartbeatSample.at < now - timedelta(days=sample_days))
     acked = _delete_batches(engine, Instruction,
                             Instruction.acked_at < now - timedelta(days=instruction_days))
-    return {"samples": samples, "instructions": acked}
+    old = now - timedelta(days=sample_days)  # kept as long as the charts: failed log-ins, late heartbeats
+    failures = _delete_batches(engine, LoginFailure, LoginFailure.at < old)
+    stale = _delete_batches(engine, StaleHeartbeat, StaleHeartbeat.received_at < old)
+    ended = _delete_batches(engine, UserSession, UserSession.ended_at < old)
+    return {"samples": samples, "instructions": acked, "login_failures": failures, "stale_heartbeats": stale,
+            "sessions": ended}
 
 
 def _delete_batches(engine: Engine, model: type, condition: object) -> int:

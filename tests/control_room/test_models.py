@@ -155,7 +155,7 @@ def test_deployment_flags():
 
 def test_prune_deletes_only_old_samples_and_long_acked_instructions(engine, factory, monkeypatch):
     from control_room import maintenance
-    from control_room.models import HeartbeatSample, Instruction, InstructionType
+    from control_room.models import HeartbeatSample, Instruction, InstructionType, LoginFailure
 
     monkeypatch.setattr(maintenance, "BATCH", 3)  # several batches
     factory.unit()
@@ -167,7 +167,10 @@ def test_prune_deletes_only_old_samples_and_long_acked_instructions(engine, fact
         for i, acked in enumerate([None, NOW - timedelta(days=40), NOW - timedelta(days=2)]):
             s.add(Instruction(instruction_id=f"i{i}", unit_pk=unit.id, type=InstructionType.PING,
                               acked_at=acked))
-    assert maintenance.prune(engine, NOW, sample_days=7) == {"samples": 13, "instructions": 1}
+        s.add(LoginFailure(at=NOW - timedelta(days=8), username="x", ip="192.0.2.1"))
+        s.add(LoginFailure(at=NOW - timedelta(days=1), username="x", ip="192.0.2.1"))
+    assert maintenance.prune(engine, NOW, sample_days=7) == {
+        "samples": 13, "instructions": 1, "login_failures": 1, "stale_heartbeats": 0, "sessions": 0}
     with session_scope(engine) as s:
         kept = sorted(s.scalars(select(HeartbeatSample.signal_percent)))
         left = sorted(s.scalars(select(Instruction.instruction_id)))
