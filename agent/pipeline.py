@@ -10,7 +10,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from agent.errors import AgentError, InputError
 from agent.events.writer import EventWriter
 from agent.sources import Frame, FrameSource, FrameTimeout
 from agent.state import StateStore
+from agent.threads import Health, supervised
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,13 @@ class Pipeline:
         self.frames = 0
         self.first_frame: tuple[float, float] | None = None  # (t, wall) of the first frame
         self.error: BaseException | None = None
-        self._threads = [
-            threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
-            threading.Thread(target=self._guard(self._record), name="record", daemon=True),
-            threading.Thread(target=self._guard(self._analyse), name="analyse", daemon=True),
-        ]
+        self._threads: list[threading.Thread] = []
+        writer.on_death = self._failed  # a dead writer stops the pipeline: the runner exits non-zero
 
     def start(self) -> None:
         self._writer.start()
-        for t in self._threads:
-            t.start()
+        self._threads = [supervised(name, target, self._failed) for name, target in
+                         (("capture", self._capture), ("record", self._record), ("analyse", self._analyse))]
 
     def wait_opened(self, timeout: float = 60.0) -> None:
         """Wait until the source is open; raise its error (a missing device: InputError) if the
@@ -118,18 +116,16 @@ class Pipeline:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _guard(self, target):
-        def run() -> None:
-            try:
-                target()
-            except BaseException as err:  # recorded for the runner, which exits non-zero
-                if isinstance(err, AgentError):  # the runner reports it in one line
-                    log.debug("%s thread stopped: %s", threading.current_thread().name, err)
-                else:
-                    log.exception("%s thread failed", threading.current_thread().name)
-                self.error = self.error or err
-                self._stop.set()
-        return run
+    def health(self) -> Health:
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if self._threads and dead and not self._stop.is_set():
+            return Health(False, f"{', '.join(dead)} stopped")
+        return Health(self.error is None and bool(self._threads), str(self.error or "running"))
+
+    def _failed(self, err: BaseException) -> None:
+        """A thread died (logged by agent.threads): recorded for the runner, which exits non-zero."""
+        self.error = self.error or err
+        self._stop.set()
 
     # -- threads ------------------------------------------------------------------------------
 
@@ -138,7 +134,7 @@ class Pipeline:
         source: FrameSource | None = None
         try:
             made = self._make_source(StateStore(conn, self._clock))
-            self._made.put(made)
+            self._made.put(made, timeout=1.0)  # an empty 1-slot queue: never waits
             while not self._attached.wait(0.5):
                 if self._stop.is_set():
                     return
@@ -196,7 +192,7 @@ class Pipeline:
                         return
             recorder = self._make_recorder(conn, StateStore(conn, self._clock), made)
             self._attached.set()
-            while (frame := self._rec_q.get()) is not _END:
+            for frame in self._frames(self._rec_q):
                 recorder.write(frame)
         finally:
             try:
@@ -207,9 +203,23 @@ class Pipeline:
                 self._recording_done.set()
                 _drain(self._rec_q)
 
+    def _frames(self, q: queue.Queue) -> Iterator[Frame]:
+        """Frames from the capture thread until its end marker, waiting boundedly; ends also if the
+        capture thread is gone without one."""
+        while True:
+            try:
+                frame = q.get(timeout=1.0)
+            except queue.Empty:
+                if self._threads and not self._threads[0].is_alive():
+                    return
+                continue
+            if frame is _END:
+                return
+            yield frame
+
     def _analyse(self) -> None:
         try:
-            while (frame := self._ana_q.get()) is not _END:
+            for frame in self._frames(self._ana_q):
                 if self._new_cfg is not None:
                     cfg, self._new_cfg = self._new_cfg, None
                     self.analyser.reconfigure(cfg)

@@ -7,18 +7,15 @@ services when enabled. SIGTERM/SIGINT finish the open segment and event, then ex
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from agent.clock import Clock, ClockWatch, SystemClock, probe_timedatectl
 from agent.config import Config, load_config
@@ -30,14 +27,14 @@ from agent.events.writer import EventWriter
 from agent.fsutil import remove_stale_tmp
 from agent.pipeline import Pipeline, Recorder
 from agent.recording.gaps import record_lost_segments
-from agent.recording.retention import Retention, marker_is_pending
+from agent.recording.housekeeping import RetentionService, room_maker
 from agent.recording.segments import SegmentIndex, make_recorder, recordings_dir
 from agent.sources import FrameSource, make_source
 from agent.sources.supervisor import SupervisedSource
 from agent.state import StateStore
 from agent.status.reload import ConfigWatcher
 from agent.status.sdnotify import Notifier
-from agent.upload.queue import upload_is_pending
+from agent.threads import Service
 
 log = logging.getLogger(__name__)
 
@@ -103,29 +100,22 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
     recording_done = threading.Event()
     masker = LiveMasker([z.polygon for z in cfg.privacy.masks])  # shared: recording and snapshots
     writer = EventWriter(cfg, data_dir, clock, recording_done, masker=masker, room=room_maker(cfg, clock))
+    # pipeline and writer are stopped by the pipeline (their own order: segment, event, files)
     live = cfg.camera.source != "file" or cfg.camera.pace == "realtime"
-    segment_done = threading.Event()  # wakes retention after each segment: a filling disk is caught at once
+    retention = RetentionService(cfg, clock)  # woken after each segment: a filling disk is caught at once
     pipeline = Pipeline(cfg, data_dir, clock, source_factory(cfg, clock),
-                        recorder_factory(cfg, clock, masker, segment_done.set), writer, recording_done,
+                        recorder_factory(cfg, clock, masker, retention.segment_done), writer, recording_done,
                         live=live, masker=masker)
     result = RunResult()
     restore = _install_signals(pipeline, result) if install_signals else None
-    services: list[Any] = []
-    housekeeping = threading.Event()
+    services: list[Service] = []
     try:
         pipeline.start()
-        pipeline.wait_opened()
+        pipeline.wait_opened()  # nothing else starts for a unit that cannot record
         if on_pipeline is not None:
             on_pipeline(pipeline)
-        retention = threading.Thread(target=retention_loop, args=(cfg, clock, housekeeping),
-                                     kwargs={"wake": segment_done}, name="retention", daemon=True)
         retention.start()
-        services = start_services(cfg, clock)  # status last: it tells systemd we are ready
-        for service in services:
-            if hasattr(service, "trigger"):  # a heartbeat goes out at once on a motion event
-                writer.listeners.append(lambda _rec, s=service: s.trigger("event"))
-            if on_service is not None and hasattr(service, "apply_config"):
-                on_service(service.apply_config)  # config reload reaches the status service too
+        services = [retention, *start_services(cfg, clock, writer, on_service)]  # status last: READY=1
         while pipeline.is_alive():
             if stop is not None and stop.is_set():
                 pipeline.stop()
@@ -133,7 +123,6 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
     finally:
         if restore:
             restore()
-        housekeeping.set()
         stop_services(services)
         record_stopped(cfg, clock)
     if isinstance(pipeline.error, AgentError):
@@ -213,90 +202,36 @@ def boot_id() -> str | None:
         return None
 
 
-def room_maker(cfg: Config, clock: Clock) -> Callable[[sqlite3.Connection], Callable[[int], bool]]:
-    """For the event writer's thread: makes room on the disk for a clip before it is cut."""
-    def make(conn: sqlite3.Connection) -> Callable[[int], bool]:
-        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock),
-                              is_pending=pending_upload(cfg, conn))
-        return retention.make_room
-    return make
+def start_services(cfg: Config, clock: Clock, writer: EventWriter,
+                   on_service: Callable[[Callable[[Config], None]], None] | None = None) -> list[Service]:
+    """The optional services, built explicitly: upload when enabled, then status (always: it sends
+    READY=1 and feeds the watchdog; heartbeats only when enabled). Imported here so a unit that does
+    not upload never loads boto3; a missing module is an error, never skipped."""
+    services: list[Service] = []
+    upload = None
+    if cfg.upload.enabled:
+        from agent.upload.worker import UploadService
+
+        upload = UploadService(cfg, clock)
+        upload.start()
+        services.append(upload)
+    from agent.status.service import StatusService
+
+    status = StatusService(cfg, clock, on_instruction=upload.on_instruction if upload else None)
+    writer.listeners.append(lambda _rec: status.trigger("event"))  # a heartbeat at once on an event
+    if on_service is not None:
+        on_service(status.apply_config)  # config reload reaches the status service too
+    status.start()
+    services.append(status)
+    return services
 
 
-def pending_upload(cfg: Config, conn: sqlite3.Connection) -> Callable[[str], bool]:
-    """Retention's is_pending: uploaded if the marker or the queue in agent.db says so (a kill -9 can
-    fall between an event's last DONE and its marker). Without the upload pipeline nothing is ever
-    pending: events age out like footage (not kept past max_age_days, nor counted lost)."""
-    if not cfg.upload.enabled:
-        return lambda _event_id: False
-    marker, queued = marker_is_pending(cfg.unit.data_dir), upload_is_pending(conn)
-    return lambda event_id: marker(event_id) and queued(event_id)
-
-
-def retention_loop(cfg: Config, clock: Clock, stop: threading.Event, interval_s: float | None = None,
-                   wake: threading.Event | None = None) -> None:
-    """Thread: age and free-space retention until `stop` is set, after each segment (`wake`) and at
-    least once per segment length (10-60 s), so a filling disk is caught within a segment."""
-    if interval_s is None:
-        interval_s = min(60.0, max(10.0, cfg.recording.segment_seconds))
-    conn = connect(db_path(cfg.unit.data_dir))
-    try:
-        retention = Retention(cfg, clock, SegmentIndex(conn), conn, StateStore(conn, clock),
-                              is_pending=pending_upload(cfg, conn))
-        while True:
-            try:
-                retention.run_once()
-            except (OSError, sqlite3.Error) as err:  # the next pass tries again: never a dead thread
-                log.error("retention failed: %s", err)
-            if _wait(stop, wake, interval_s):
-                return
-    finally:
-        conn.close()
-
-
-def _wait(stop: threading.Event, wake: threading.Event | None, timeout_s: float) -> bool:
-    """Wait until `wake` or `stop` is set or the timeout passes; True if `stop` is set."""
-    deadline = time.monotonic() + timeout_s
-    while not stop.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        if wake is not None and wake.wait(min(left, 0.5)):
-            wake.clear()
-            break
-        if wake is None:
-            stop.wait(left)
-    return stop.is_set()
-
-
-# Optional services: (config section, module, class). Each has start(), stop(), join(timeout).
-SERVICES = [("upload", "agent.upload.worker", "UploadService"),
-            ("status", "agent.status.service", "StatusService")]
-
-
-def start_services(cfg: Config, clock: Clock) -> list[Any]:
-    started = []
-    for section, module, name in SERVICES:
-        if not getattr(cfg, section).enabled and section != "status":
-            continue  # status always runs: it sends READY=1 and feeds the watchdog (no heartbeats if off)
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            log.warning("%s is enabled but %s.%s is not available in this build", section, module, name)
-            continue
-        service = cls(cfg, clock)
-        upload = next((s for s in started if type(s).__name__ == "UploadService"), None)
-        if name == "StatusService" and upload is not None:
-            service.on_instruction = upload.on_instruction  # upload_range requests go to the upload queue
-        service.start()
-        started.append(service)
-    return started
-
-
-def stop_services(services: list[Any]) -> None:
+def stop_services(services: list[Service]) -> None:
     for service in services:
         service.stop()
     for service in services:
-        service.join(30.0)
+        if not service.join(30.0):
+            log.error("%s did not stop within 30 s", service.name)
 
 
 def _install_signals(pipeline: Pipeline, result: RunResult) -> Callable[[], None]:

@@ -125,6 +125,21 @@ class SegmentIndex:
         r = self._conn.execute("SELECT * FROM segments WHERE id = ?", (segment_id,)).fetchone()
         return _row(r) if r else None
 
+    def max_id(self) -> int:
+        """The newest row id (0 for none): segments of a run started after this have larger ids."""
+        return int(self._conn.execute("SELECT coalesce(max(id), 0) FROM segments").fetchone()[0])
+
+    def wall_at(self, t: float, after_id: int) -> float | None:
+        """UTC of monotonic frame time `t` on the timeline of the run whose segments have ids over
+        `after_id` (mapped through the segment starting last at or before `t`, else the first);
+        None while that run has no segment yet."""
+        sql = ("SELECT start, mono_start FROM segments WHERE id > ? AND mono_start IS NOT NULL {} "
+               "ORDER BY mono_start {} LIMIT 1")
+        row = self._conn.execute(sql.format("AND mono_start <= ?", "DESC"), (after_id, t)).fetchone()
+        if row is None:
+            row = self._conn.execute(sql.format("", "ASC"), (after_id,)).fetchone()
+        return None if row is None else row[0] + (t - row[1])
+
     def remove(self, segment_id: int) -> None:
         self._conn.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
 

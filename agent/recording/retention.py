@@ -24,6 +24,15 @@ from typing import NamedTuple
 from agent.clock import Clock
 from agent.config import Config
 from agent.db import transaction
+from agent.events.custody import (
+    active_holds,
+    add_evidential_hold,
+    add_hold,
+    event_holds,
+    open_holds,
+    release_evidential_hold,
+    remove_hold,
+)
 from agent.events.ledger import Fate, LossReason, open_ledger, settle
 from agent.events.outbox import EVENTS_DIR
 from agent.recording.index import Segment, SegmentIndex
@@ -31,9 +40,13 @@ from agent.state import StateStore
 
 log = logging.getLogger(__name__)
 
+# holds belong to agent.events.custody; re-exported for their users
+__all__ = ["DiskUsage", "Retention", "RetentionReport", "add_evidential_hold", "add_hold",
+           "clip_reserve_bytes", "marker_is_pending", "release_evidential_hold", "remove_hold",
+           "uploaded_marker"]
+
 UPLOADED_DIR = "uploaded"
 DAY_S = 86400.0
-EVENT_HOLD = "event "  # reason prefix of the holds the event writer places on a waiting clip's footage
 VBV_SLACK = 1.5  # libx264 keeps to maxrate over a 2 s buffer; a hardware encoder may overshoot a little
 SNAPSHOTS_BYTES = 2_000_000  # two JPEGs of a 1080p frame and the record, generously
 
@@ -44,15 +57,7 @@ def clip_reserve_bytes(cfg: Config) -> int:
     clip_s = min(ev.max_clip_s, ev.pre_roll_s + ev.max_clip_s + ev.post_roll_s)
     return int(cfg.recording.bitrate_kbps * 125 * clip_s * VBV_SLACK) + SNAPSHOTS_BYTES
 
-HOLDS_SQL = """
-CREATE TABLE IF NOT EXISTS holds (
-    id INTEGER PRIMARY KEY,
-    start REAL NOT NULL,
-    "end" REAL NOT NULL,
-    reason TEXT NOT NULL,
-    expires REAL
-);
-"""
+
 
 
 class DiskUsage(NamedTuple):
@@ -62,44 +67,6 @@ class DiskUsage(NamedTuple):
 
 
 DiskUsageFn = Callable[[Path], DiskUsage]
-
-
-def add_hold(conn: sqlite3.Connection, start: float, end: float, reason: str,
-             expires: float | None = None) -> int:
-    """Protect footage in [start, end] (UTC) from deletion until `expires` (None = until removed)."""
-    conn.executescript(HOLDS_SQL)
-    cur = conn.execute('INSERT INTO holds(start, "end", reason, expires) VALUES (?, ?, ?, ?)',
-                       (start, end, reason, expires))
-    return int(cur.lastrowid or 0)
-
-
-def remove_hold(conn: sqlite3.Connection, hold_id: int) -> None:
-    conn.execute("DELETE FROM holds WHERE id = ?", (hold_id,))
-
-
-def _evidential(name: str) -> str:
-    return f"evidential {name}: "
-
-
-def add_evidential_hold(conn: sqlite3.Connection, name: str, start: float, end: float, reason: str,
-                        until: float | None = None) -> bool:
-    """The control room's named hold (hold_range); a repeat of the same name changes nothing."""
-    conn.executescript(HOLDS_SQL)
-    prefix = _evidential(name)
-    if conn.execute("SELECT 1 FROM holds WHERE substr(reason, 1, ?) = ?", (len(prefix), prefix)).fetchone():
-        return False
-    add_hold(conn, start, end, prefix + reason, expires=until)
-    log.info("evidential hold %s: footage %.0f .. %.0f kept past retention", name, start, end)
-    return True
-
-
-def release_evidential_hold(conn: sqlite3.Connection, name: str) -> int:
-    """Remove the named hold (release_hold); the footage then ages out as usual."""
-    conn.executescript(HOLDS_SQL)
-    prefix = _evidential(name)
-    cur = conn.execute("DELETE FROM holds WHERE substr(reason, 1, ?) = ?", (len(prefix), prefix))
-    log.info("evidential hold %s released", name)
-    return int(cur.rowcount or 0)
 
 
 def uploaded_marker(data_dir: Path, event_id: str) -> Path:
@@ -135,7 +102,7 @@ class Retention:
         self._is_pending = is_pending or marker_is_pending(self._data)
         self._disk_usage = disk_usage or (lambda p: DiskUsage(*shutil.disk_usage(p)))
         self.deleted_total = 0
-        conn.executescript(HOLDS_SQL)
+        open_holds(conn)
         open_ledger(conn)
         ev = cfg.events
         # An event being tracked may still need this much footage to cut its clip.
@@ -146,16 +113,11 @@ class Retention:
     # --- holds and events ---
 
     def _holds(self, now: float) -> list[tuple[float, float]]:
-        self._conn.execute("DELETE FROM holds WHERE expires IS NOT NULL AND expires < ?", (now,))
-        return [(r[0], r[1]) for r in self._conn.execute('SELECT start, "end" FROM holds')]
+        return active_holds(self._conn, now)
 
     @staticmethod
     def _held(seg: Segment, holds: list[tuple[float, float]]) -> bool:
         return any(seg.end > s and seg.start < e for s, e in holds)
-
-    def _waiting_events(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM holds WHERE reason LIKE ?",
-                                      (EVENT_HOLD + "%",)).fetchone()[0])
 
     def _event_dirs(self) -> list[Path]:
         root = self._data / EVENTS_DIR
@@ -203,7 +165,7 @@ class Retention:
         progress (those waiting for their clip plus one open), whichever is larger."""
         total = self._disk_usage(self._data).total
         percent = total * self._cfg.retention.min_free_percent / 100.0
-        return int(max(percent, self.clip_reserve * (1 + self._waiting_events())))
+        return int(max(percent, self.clip_reserve * (1 + event_holds(self._conn))))
 
     def _short_of_space(self) -> bool:
         return self._disk_usage(self._data).free < self.reserve_bytes()

@@ -28,6 +28,7 @@ from agent.status.instructions import ConfigVersion, HoldRange, Ping, ReleaseHol
 from agent.status.liveness import Liveness, WatchdogFeeder
 from agent.status.probes import Probes
 from agent.status.sdnotify import Notifier
+from agent.threads import Health, supervised
 from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,19 @@ class StatusService:
 
     # -- called from other threads -------------------------------------------------------------
 
+    name = "status"
+
     def start(self) -> None:
-        for name, target in (("status-monitor", self._monitor_loop), ("status-sender", self._send_loop)):
-            t = threading.Thread(target=_logged(target), name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        # a dead monitor starves the watchdog: systemd restarts us
+        self._threads = [supervised(name, target) for name, target in
+                         (("status-monitor", self._monitor_loop), ("status-sender", self._send_loop))]
         self._notifier.ready("running")
+
+    def health(self) -> Health:
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if not self._threads or (dead and not self._stopping.is_set()):
+            return Health(False, f"{', '.join(dead) or 'threads'} not running")
+        return Health(True, str(self._info.get("last_error") or "running"))
 
     def stop(self) -> None:
         self._notifier.stopping()
@@ -320,18 +328,6 @@ class StatusService:
         except Exception:
             log.exception("instruction %s could not be handed over", instruction.id)
             return False
-
-
-def _logged(target: Callable[[], None]) -> Callable[[], None]:
-    """A thread body whose crash is logged (a dead monitor starves the watchdog: systemd restarts us)."""
-
-    def run() -> None:
-        try:
-            target()
-        except Exception:
-            log.exception("%s crashed", threading.current_thread().name)
-
-    return run
 
 
 def _epoch(text: str) -> float:

@@ -23,6 +23,7 @@ from agent.errors import ConfigError
 from agent.events.outbox import OUTBOX_DIR
 from agent.recording.retention import add_evidential_hold, release_evidential_hold
 from agent.state import StateStore
+from agent.threads import Health
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, TokenBucket
 from agent.upload.intake import Intake, scan_outbox, watch_outbox
@@ -101,6 +102,12 @@ class UploadService:
         if self._observer is not None:
             self._observer.join(1.0)
         return not any(t.is_alive() for t in self._threads)
+
+    name = "upload"
+
+    def health(self) -> Health:  # agent.threads.Service: alive while every upload thread runs
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        return Health(bool(self._threads) and not dead, f"{dead} not running" if dead else "running")
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the start-up scan has queued every record already in the outbox."""

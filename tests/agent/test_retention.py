@@ -9,9 +9,9 @@ from pathlib import Path
 
 from agent.clock import ManualClock
 from agent.db import connect, db_path
+from agent.recording.housekeeping import retention_loop
 from agent.recording.retention import DiskUsage, Retention, add_hold, uploaded_marker
 from agent.recording.segments import SegmentIndex, SegmentRecorder
-from agent.runner import retention_loop
 from agent.sources import open_source
 from agent.state import StateStore
 from tests.agent.recording_support import VTEST, need, unit_config

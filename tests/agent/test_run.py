@@ -222,7 +222,7 @@ def test_run_missing_camera_device_is_one_line_exit_2(tmp_path) -> None:
 def test_run_without_a_pi_camera_starts_no_services(tmp_path, fake_picamera2, monkeypatch) -> None:
     monkeypatch.setattr(fake_picamera2.Picamera2, "cameras", [])
     started = []
-    monkeypatch.setattr("agent.runner.start_services", lambda cfg, clock: started.append(1) or [])
+    monkeypatch.setattr("agent.runner.start_services", lambda *args: started.append(1) or [])
     cfg = parse_config({"unit": {"id": "pi-unit", "data_dir": str(tmp_path)},
                         "camera": {"source": "picamera2"}}, env={})
     with pytest.raises(InputError, match="camera"):
