@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.clock import SystemClock
+from agent.clock import SystemClock, iso_utc
 from agent.config import Config, load_config
 from agent.db import db_path
 from agent.errors import InputError
 from agent.events.ledger import summary_from_counters
+from agent.recording.index import Segment, SegmentIndex
 from agent.state import ComponentState, StateStore
 from agent.status.heartbeat import build_payload
 from agent.status.probes import Probes
@@ -38,17 +39,24 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_state(db_file: Path) -> tuple[dict[str, ComponentState], dict[str, int]]:
-    """Component states and counters from agent.db, opened read-only; empty if there is none yet."""
+def read_state(db_file: Path) -> tuple[dict[str, ComponentState], dict[str, int], Segment | None]:
+    """Component states, counters and the latest segment from agent.db, opened read-only; empty if
+    there is none yet."""
     if not db_file.exists():
-        return {}, {}
+        return {}, {}, None
     try:
         conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5.0)
+        conn.row_factory = sqlite3.Row
     except sqlite3.Error as err:
         raise InputError(f"{db_file}: cannot open the agent database: {err}") from None
     try:
         store = StateStore(conn, SystemClock())
-        return store.read_all(), store.counters()
+        states, counters = store.read_all(), store.counters()
+        try:
+            latest = SegmentIndex(conn).latest()
+        except sqlite3.OperationalError:  # no recording yet: the table is not there (read-only)
+            latest = None
+        return states, counters, latest
     except sqlite3.Error as err:
         raise InputError(f"{db_file}: cannot read the agent database: {err}") from None
     finally:
@@ -74,19 +82,59 @@ def _keep_owner(db_file: Path) -> None:
 def collect(cfg: Config, probes: Probes) -> dict[str, Any]:
     data_dir = cfg.unit.data_dir if cfg.unit.data_dir.is_absolute() else Path.cwd() / cfg.unit.data_dir
     cfg = cfg.model_copy(update={"unit": cfg.unit.model_copy(update={"data_dir": data_dir})})
-    states, counters = read_state(db_path(data_dir))
+    states, counters, latest = read_state(db_path(data_dir))
     agent = states.get("status")
     report = build_payload(cfg, states, counters, probes, SystemClock(), seq=_seq(agent), reason="status",
                           acked=[])
+    report["agent"] = agent_block(states.get("agent"), states, probes.boot_id())
+    if report["clock"] is None and latest is not None:  # no probe answers: what the agent last knew
+        report["clock"] = {"synced": latest.clock_synced, "offset_s": None, "source": "last segment",
+                           "as_of": iso_utc(latest.end)}
     now = time.monotonic()
     report["events"] = summary_from_counters(counters).__dict__
     report["updated_s_ago"] = {name: round(now - row.updated_mono, 1) for name, row in sorted(states.items())
-                               if name != "status"}
+                               if name not in ("status", "agent", "gaps")}  # written on events only
     report["heartbeat"] = None if agent is None else {
         k: agent.state.get(k) for k in ("last_sent_at", "last_attempt_at", "failures", "last_error",
                                         "revoked", "config_version_expected", "server_offset_s")
     } | {"mine": cfg.status.config_version or None}
     return report
+
+
+def _pid_running(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    try:  # a reused pid: is it the agent?
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return any(arg == b"agent.cli" or arg.endswith(b"cctv-agent") for arg in cmdline.split(b"\0"))
+
+
+def agent_block(row: ComponentState | None, states: dict[str, ComponentState], boot: str | None
+                ) -> dict[str, Any]:
+    """Is the agent running? From its `agent` row (runner.py): pid and boot, and a clean stop."""
+    last = max((r.updated_at for r in states.values()), default=None)
+    seen = iso_utc(last) if last is not None else None
+    if row is None:
+        return {"state": "never started", "pid": None, "since": None, "last_report_at": seen}
+    s = row.state
+    if s.get("state") == "stopped":
+        return {"state": "stopped", "pid": None, "since": _iso(s.get("stopped_at")), "last_report_at": seen}
+    if (not boot or s.get("boot_id") == boot) and _pid_running(s.get("pid")):
+        return {"state": "running", "pid": s.get("pid"), "since": _iso(s.get("started_at")),
+                "last_report_at": seen}
+    return {"state": "dead", "pid": None, "since": _iso(s.get("started_at")), "last_report_at": seen}
+
+
+def _iso(value: Any) -> str | None:
+    return iso_utc(float(value)) if isinstance(value, int | float) else None
 
 
 def _seq(row: ComponentState | None) -> int:
@@ -108,8 +156,20 @@ def _v(value: Any, default: str = "-") -> str:
 
 
 def _clock(c: dict) -> str:
-    state = "synced" if c["synced"] else "NOT SYNCED"
-    return f"{state} ({_v(c['source'])}, offset {_v(c['offset_s'])} s)"
+    state = "synced" if c["synced"] else ("unknown" if c["synced"] is None else "NOT SYNCED")
+    as_of = f", as of {c['as_of']}" if c.get("as_of") else ""
+    return f"{state} ({_v(c['source'])}, offset {_v(c['offset_s'])} s{as_of})"
+
+
+def _agent(a: dict) -> str:
+    if a["state"] == "running":
+        return f"running (pid {a['pid']}) since {_v(a['since'])}"
+    if a["state"] == "stopped":
+        return f"STOPPED at {_v(a['since'])} (a clean stop); last report {_v(a['last_report_at'])}"
+    if a["state"] == "dead":
+        return (f"NOT RUNNING: it stopped without shutting down (kill -9, a crash or a power cut); "
+                f"started {_v(a['since'])}, last report {_v(a['last_report_at'])}")
+    return "never started on this unit"
 
 
 def _camera(c: dict) -> str:
@@ -185,11 +245,12 @@ LINES: list[tuple[str, str, Any, str]] = [
 
 def render(r: dict[str, Any]) -> str:
     """The report as an aligned two-column table, one line per part of the unit."""
-    rows = [("unit", f"{r['unit_id']}  software {r['software_version']}, up {_v(r['uptime_s'])} s, "
-                     f"boot {_v(r['boot_id'])[:8]}, config {_v(r['config_version'])}")]
+    rows = [("unit", f"{r['unit_id']}  software {r['software_version']}, host up {_v(r['uptime_s'])} s, "
+                     f"boot {_v(r['boot_id'])[:8]}, config {_v(r['config_version'])}"),
+            ("agent", _agent(r["agent"]))]
     rows += [(name, absent if r[key] is None else fmt(r[key])) for name, key, fmt, absent in LINES]
     stale = [f"{k} ({v:.0f} s)" for k, v in r["updated_s_ago"].items() if v > STALE_S or v < 0]
-    if stale:
+    if stale and r["agent"]["state"] == "running":
         rows.append(("STALE", "no recent report from " + ", ".join(stale) + ": is the agent running?"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

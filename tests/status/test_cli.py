@@ -4,13 +4,17 @@ config exits 2 with one line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agent.cli import main
 from agent.clock import SystemClock
 from agent.db import connect, db_path
+from agent.recording.index import SegmentIndex
 from agent.state import StateStore
 from tests.status.schema import documented_heartbeat
 
@@ -94,3 +98,61 @@ def test_unreadable_database_exits_2_with_one_line(tmp_path: Path, capsys) -> No
     assert main(["status", "--config", str(write_config(tmp_path))]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "agent.db" in err and "not a database" in err
+
+
+def _agent_row(tmp_path: Path, **state) -> None:
+    conn = connect(db_path(tmp_path / "data"))
+    StateStore(conn, SystemClock()).report("agent", **state)
+    conn.close()
+
+
+def _boot_id() -> str:
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+def test_a_running_agent_is_told_from_a_stopped_or_dead_one(tmp_path: Path, capsys, request) -> None:
+    """`up 457 s` used to be all it said, whether the agent ran or not."""
+    if not Path("/proc/sys/kernel/random/boot_id").exists():
+        pytest.skip("needs Linux /proc for the boot id")
+    cfg = str(write_config(tmp_path))
+    report_states(tmp_path)
+    now = SystemClock().time()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(30)
+    # a live process that looks like the agent (its command line names agent.cli)
+    agent = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "agent.cli"],
+                             stdin=subprocess.PIPE)
+    request.addfinalizer(lambda: (agent.kill(), agent.wait(30)))
+    cases = [  # the agent row runner.py writes -> what status says
+        ({"state": "running", "pid": agent.pid, "boot_id": _boot_id(), "started_at": now}, "running",
+         f"running (pid {agent.pid})"),
+        ({"state": "running", "pid": os.getpid(), "boot_id": _boot_id(), "started_at": now}, "dead",
+         "NOT RUNNING"),  # the pid was reused by another program
+        ({"state": "stopped", "pid": 4242, "boot_id": _boot_id(), "started_at": now - 60, "stopped_at": now},
+         "stopped", "STOPPED at"),
+        ({"state": "running", "pid": dead.pid, "boot_id": _boot_id(), "started_at": now}, "dead",
+         "NOT RUNNING: it stopped without shutting down"),
+        ({"state": "running", "pid": agent.pid, "boot_id": "another-boot", "started_at": now}, "dead",
+         "NOT RUNNING"),
+    ]
+    for row, state, text in cases:
+        _agent_row(tmp_path, **row)
+        assert main(["status", "--config", cfg, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["agent"]["state"] == state
+        assert main(["status", "--config", cfg]) == 0
+        table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+        assert text in table["agent"] and "host up" in table["unit"]
+
+
+def test_the_last_known_clock_state_when_no_probe_answers(tmp_path: Path, capsys) -> None:
+    """A stopped agent on a unit without chrony/timedatectl: the clock as the last segment recorded it."""
+    report_states(tmp_path)
+    conn = connect(db_path(tmp_path / "data"))
+    SegmentIndex(conn).add(tmp_path / "seg.mp4", 1_767_225_600.0, 1_767_225_610.0, 100, 1, "0" * 64, True)
+    conn.close()
+    assert main(["status", "--config", str(write_config(tmp_path)), "--json"]) == 0
+    clock = json.loads(capsys.readouterr().out)["clock"]
+    if clock["source"] in ("chrony", "timedatectl"):  # this machine can answer: nothing to fall back on
+        return
+    assert clock == {"synced": True, "offset_s": None, "source": "last segment",
+                     "as_of": "2026-01-01T00:00:10.000Z"}
