@@ -19,6 +19,7 @@ from agent.clock import Clock
 from agent.config import CameraConfig
 from agent.errors import InputError, SourceError
 from agent.sources.base import Frame, FrameTimeout, analysis_gray
+from agent.threads import supervised
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,8 @@ class OpenCVSource:
             self.size = (w, h)
         self._stop = threading.Event()
         self._queue = queue.Queue(maxsize=2)
-        self._thread = threading.Thread(
-            target=self._reader, args=(cap, self._stop, self._queue), name="opencv-reader", daemon=True
-        )
-        self._thread.start()
+        stop, frames = self._stop, self._queue
+        self._thread = supervised("opencv-reader", lambda: self._reader(cap, stop, frames))
 
     def _reader(self, cap: cv2.VideoCapture, stop: threading.Event, out: queue.Queue) -> None:
         index = 0

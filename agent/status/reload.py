@@ -20,6 +20,7 @@ from watchdog.observers import Observer
 
 from agent.config import Config, load_config
 from agent.errors import ConfigError
+from agent.threads import supervised
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ConfigWatcher:
         self._last_digest = self._digest()
         self._refused_digest: str | None = None
         self._observer = Observer()
-        self._thread = threading.Thread(target=self._loop, name="config-reload", daemon=True)
+        self._thread: threading.Thread | None = None
         self.published = 0
         self.refused = 0
 
@@ -79,7 +80,7 @@ class ConfigWatcher:
         self._observer.schedule(_Handler(self.path, self._dirty.set), str(self.path.parent), recursive=False)
         self._observer.daemon = True
         self._observer.start()
-        self._thread.start()
+        self._thread = supervised("config-reload", self._loop)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -88,8 +89,9 @@ class ConfigWatcher:
 
     def join(self, timeout: float | None = None) -> bool:
         self._observer.join(timeout)
-        self._thread.join(timeout)
-        return not (self._observer.is_alive() or self._thread.is_alive())
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not (self._observer.is_alive() or (self._thread is not None and self._thread.is_alive()))
 
     def _digest(self) -> str | None:
         try:
