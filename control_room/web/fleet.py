@@ -160,8 +160,8 @@ def map_points(rows: list[FleetRow]) -> list[dict[str, Any]]:
             seen_sites.add(dep.site_id)
             out.append(maps.Point("site", f"site-{dep.site_id}", dep.site.name, dep.site.lat, dep.site.lon,
                                   "site", url_for("locations.site", site_id=dep.site_id)).as_json())
-        if row.unit.lat is not None and row.unit.lon is not None:
-            out.append(maps.Point("unit", row.unit.unit_id, row.unit.unit_id, row.unit.lat, row.unit.lon,
+        if (position := fleet.map_position(row.unit)) is not None:  # an implausible fix stays off the map
+            out.append(maps.Point("unit", row.unit.unit_id, row.unit.unit_id, *position,
                                   unit_state(row), url_for("units.page", unit_id=row.unit.unit_id)).as_json())
     return out
 

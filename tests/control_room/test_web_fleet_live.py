@@ -131,6 +131,20 @@ def test_filtered_page_hides_a_unit_that_no_longer_matches(app, units, engine, c
     assert data["rows"] == {} and data["hide"] == [pk_of(engine, units[0].unit_id)]
 
 
+def test_an_implausible_fix_stays_off_the_street_map(app, units, engine, clock) -> None:  # noqa: ANN001
+    alice = app.test_client()
+    login(alice, "alice")
+    clock.advance(5)
+    page = Page(alice)
+    clock.advance(60)
+    beat(app, units[0], 2, gps={"fix": "3d", "lat": 0.0, "lon": 0.0})
+    clock.advance(5)
+    data, _ = page.poll()
+    assert list(data["rows"]) == [pk_of(engine, units[0].unit_id)] and data["points"] == []
+    html = alice.get("/").get_data(as_text=True)
+    assert units[0].unit_id not in html[html.index('class="map-points"'):].split("</script>")[0]
+
+
 @pytest.mark.parametrize("cursor", ["", "yesterday", "3000-01-01T00:00:00"])
 def test_no_or_bad_cursor_asks_for_a_resync(app, units, cursor: str) -> None:  # noqa: ANN001
     alice = app.test_client()
