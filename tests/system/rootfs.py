@@ -166,15 +166,17 @@ class Container:
     """A booted container: real systemd as PID 1, private network, a volatile overlay root,
     `share` bind-mounted read-write at /srv/cctv-test. Commands run inside via nsenter."""
 
-    def __init__(self, root: Path, share: Path, log: Path) -> None:
+    def __init__(self, root: Path, share: Path, log: Path, private_network: bool = True) -> None:
         self.root, self.share, self.log_path = root, share, log
+        self.private_network = private_network  # False: the host's network (nspawn drops CAP_NET_ADMIN)
         self.proc: subprocess.Popen[bytes] | None = None
         self.leader = 0
 
     def boot(self, timeout: float = 60) -> None:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                ["systemd-nspawn", "-q", "-b", "--register=no", "--keep-unit", "--private-network",
+                ["systemd-nspawn", "-q", "-b", "--register=no", "--keep-unit",
+                 *(["--private-network"] if self.private_network else []),
                  "--volatile=overlay", f"--bind={self.share}:/srv/cctv-test", "--console=pipe",
                  "-D", str(self.root)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -243,8 +245,8 @@ class Container:
 
 
 @contextmanager
-def booted(root: Path, share: Path, log: Path) -> Iterator[Container]:
-    box = Container(root, share, log)
+def booted(root: Path, share: Path, log: Path, private_network: bool = True) -> Iterator[Container]:
+    box = Container(root, share, log, private_network)
     try:
         box.boot()
         yield box
