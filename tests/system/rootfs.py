@@ -245,10 +245,11 @@ class Container:
 
 
 @contextmanager
-def booted(root: Path, share: Path, log: Path, private_network: bool = True) -> Iterator[Container]:
+def booted(root: Path, share: Path, log: Path, private_network: bool = True,
+           timeout: float = 60) -> Iterator[Container]:
     box = Container(root, share, log, private_network)
     try:
-        box.boot()
+        box.boot(timeout)
         yield box
     finally:
         box.poweroff()
