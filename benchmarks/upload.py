@@ -184,7 +184,7 @@ def main() -> int:
             b = Bench(f"http://{host}:{port}", proxy, Path(tmp))
             t = time.monotonic()
             slow: dict[str, Any] = {}
-            slow_thread = threading.Thread(target=lambda: slow.update(run_all(host, port, Path(tmp))))
+            slow_thread = threading.Thread(target=lambda: slow.update(run_all(Path(tmp))))
             slow_thread.start()  # the slow links run alongside the cases below, each on its own link
             a2 = b.agent_goodput(2e6, 6 * MIB, part_size_mb=5, multipart_threshold_mb=5)
             base2 = b.baseline_goodput(2e6, a2["payload_bytes"])

@@ -1,16 +1,22 @@
 """Multipart clips on slow 4G-like links for benchmarks/upload.py: 256 kbit/s, 512 kbit/s and 2 Mbit/s
 with 150/100/50 ms round trips, clips of three parts, default agent settings; clean and with a cut.
 
-Every case has its own link (its own throttling proxy), so the cases run at the same time; the
-baseline is plain boto3 `upload_file` (its defaults: 60 s read timeout, 8 MiB parts) on an equal link.
+Every case has its own link (its own throttling proxy) in its own process, so the cases run at the same
+time without sharing an interpreter lock; the baseline is plain boto3 `upload_file` (its defaults:
+60 s read timeout, 8 MiB parts) on an equal link.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,33 +169,59 @@ def baseline_case(link: Link, host: str, port: int, work: Path, bucket: str) -> 
     return out
 
 
-def run_all(host: str, port: int, work: Path) -> dict[str, dict[str, Any]]:
-    """Every case of every link at once; returns {"<link>": {"agent", "agent_cut", "baseline"}}."""
-    s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name=REGION, **ADMIN)
-    jobs: dict[tuple[str, str], Any] = {}
-    for link in LINKS:
-        for case in ("agent", "agent_cut", "baseline"):
-            bucket = f"slow-{link.name}-{case.replace('_', '-')}-{os.getpid()}"
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-            if case == "baseline":
-                jobs[link.name, case] = (baseline_case, (link, host, port, work, bucket))
-            else:
-                jobs[link.name, case] = (agent_case, (link, host, port, work, bucket, case == "agent_cut"))
-    results: dict[tuple[str, str], Any] = {}
+def _run_case(name: tuple[str, str], fn: Any, args: tuple[Any, ...]) -> tuple[tuple[str, str], Any]:
+    try:
+        return name, fn(*args)
+    except Exception as err:
+        return name, {"error": f"{type(err).__name__}: {err}"}
 
-    def worker(name: tuple[str, str], fn: Any, args: tuple[Any, ...]) -> None:
-        try:
-            results[name] = fn(*args)
-        except Exception as err:
-            results[name] = {"error": f"{type(err).__name__}: {err}"}
 
-    threads = [
-        threading.Thread(target=worker, args=(k, fn, a), name=f"{k[0]}-{k[1]}") for k, (fn, a) in jobs.items()
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_all(work: Path) -> dict[str, dict[str, Any]]:
+    """Every case of every link at once, each in its own process (its own link and GIL, so the links
+    stay accurate) against an S3 server process of their own; {"<link>": {"agent", "agent_cut",
+    "baseline"}}."""
+    host, port = "127.0.0.1", _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name=REGION, **ADMIN)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                s3.list_buckets()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        jobs: dict[tuple[str, str], Any] = {}
+        for link in LINKS:
+            for case in ("agent", "agent_cut", "baseline"):
+                bucket = f"slow-{link.name}-{case.replace('_', '-')}-{os.getpid()}"
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+                if case == "baseline":
+                    jobs[link.name, case] = (baseline_case, (link, host, port, work, bucket))
+                else:
+                    jobs[link.name, case] = (
+                        agent_case,
+                        (link, host, port, work, bucket, case == "agent_cut"),
+                    )
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx) as pool:
+            futures = [pool.submit(_run_case, k, fn, a) for k, (fn, a) in jobs.items()]
+            results = dict(f.result() for f in futures)
+    finally:
+        server.terminate()
+        server.wait(10)
     return {
         link.name: {case: results[link.name, case] for case in ("agent", "agent_cut", "baseline")}
         for link in LINKS

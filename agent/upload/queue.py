@@ -9,94 +9,28 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from pathlib import Path
 
 from agent.events.outbox import OUTBOX_DIR
+from agent.upload.model import (
+    NOT_BLOCKING,
+    RETRYABLE,
+    STAGE,
+    EventState,
+    Job,
+    JobKind,
+    JobState,
+    Lane,
+    NewJob,
+    Part,
+    Priority,
+)
 from agent.upload.schema import create_schema
 
-
-class JobState(StrEnum):
-    PENDING = "pending"  # waiting for its turn (or for the link)
-    ACTIVE = "active"  # being uploaded now
-    HELD = "held"  # a clip past the monthly data budget: kept locally until next period or a request
-    REFUSED = "refused"  # definitive refusal (403, 400, bad bucket): logged loudly, retried slowly
-    MISSING = "missing"  # the local file vanished, is unreadable or differs from its record
-    DONE = "done"  # in the bucket and verified (or, for a notification, acknowledged)
-
-
-class JobKind(StrEnum):
-    MANIFEST = "manifest"
-    FILE = "file"  # snapshot, snapshot_boxes, any small file of the event
-    CLIP = "clip"
-    NOTIFY = "notify"  # event notification to the control room
-
-
-class EventState(StrEnum):
-    QUEUED = "queued"
-    COMPLETE = "complete"  # every job done
-    REJECTED = "rejected"  # corrupt outbox record: nothing to upload until it is fixed
-
-
-class Lane(StrEnum):
-    FAST = "fast"  # manifest, snapshots, notifications: small, never held by the budget
-    BULK = "bulk"  # clips
-
-
-class Priority(IntEnum):
-    NORMAL = 0
-    HIGH = 10  # a control-room request: jumps the queue and passes the data budget
-
-
-# Stages order an event's jobs: metadata and snapshot, then the first notification, the clip, the last.
-STAGE = {"manifest": 0, "file": 0, "notify_snapshot": 1, "clip": 2, "notify_clip": 3}
-RETRYABLE = (JobState.PENDING, JobState.REFUSED, JobState.MISSING)
-NOT_BLOCKING = (JobState.DONE.value, JobState.MISSING.value)
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    event_id: str
-    kind: JobKind
-    role: str
-    lane: Lane
-    stage: int
-    path: str | None
-    key: str | None
-    size: int
-    sha256: str | None
-    content_type: str | None
-    state: JobState
-    attempts: int
-    upload_id: str | None
-    priority: int
-    budget_override: bool
-    part_size: int | None  # of its multipart upload, chosen when the upload was created
-
-
-@dataclass(frozen=True)
-class NewJob:
-    kind: JobKind
-    role: str
-    lane: Lane
-    path: str | None = None
-    key: str | None = None
-    size: int = 0
-    sha256: str | None = None
-    content_type: str | None = None
-
-    @property
-    def stage(self) -> int:
-        return STAGE[self.role] if self.role in STAGE else STAGE[self.kind.value]
-
-
-@dataclass(frozen=True)
-class Part:
-    number: int
-    size: int
-    etag: str
-    checksum_sha256: str
+__all__ = [
+    "STAGE", "EventState", "Job", "JobKind", "JobState", "Lane", "NewJob", "Part", "Priority", "UploadQueue",
+    "create_schema", "pending_event_ids", "upload_is_pending",
+]
 
 
 _JOB_COLS = (
@@ -362,6 +296,39 @@ class UploadQueue:
             (event_id, JobState.DONE.value),
         ).fetchall()
         return [_job(r) for r in rows]
+
+    # --- reporting (status row, `cctv-agent uploads`) -----------------------------------------------
+    def count_by_state(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT state, COUNT(*) AS n FROM upload_jobs GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+    def open_bytes_and_oldest(self) -> tuple[int, float | None]:
+        """Bytes of files not uploaded yet, and when the oldest of them was queued."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(size), 0) AS b, MIN(created_at) AS t FROM upload_jobs "
+            "WHERE state != ? AND kind != ?",
+            (JobState.DONE.value, JobKind.NOTIFY.value),
+        ).fetchone()
+        return row["b"], row["t"]
+
+    def last_done_at(self) -> float | None:
+        sql = "SELECT MAX(done_at) AS t FROM upload_jobs WHERE state = ?"
+        return self.conn.execute(sql, (JobState.DONE.value,)).fetchone()["t"]
+
+    def open_jobs(self) -> list[sqlite3.Row]:
+        """Every job not done yet, oldest first, with how many parts are in."""
+        return self.conn.execute(
+            "SELECT j.event_id, j.role, j.state, j.size, j.attempts, j.last_error, j.created_at, "
+            "(SELECT COUNT(*) FROM upload_parts p WHERE p.job_id = j.id) AS parts "
+            "FROM upload_jobs j WHERE j.state != ? ORDER BY j.id",
+            (JobState.DONE.value,),
+        ).fetchall()
+
+    def rejected_events(self) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT event_id, error, created_at FROM upload_events WHERE state = ?",
+            (EventState.REJECTED.value,),
+        ).fetchall()
 
     def held_jobs(self) -> list[tuple[int, int]]:
         """(job id, size) of every clip held by the data budget."""

@@ -1,6 +1,6 @@
 """What the upload queue holds, for the `upload` status row and the `cctv-agent uploads` command.
 
-Read-only queries over the queue tables of agent.db (see queue.py); safe from any process.
+Read-only figures from UploadQueue's reporting queries (the SQL stays in queue.py); safe from any process.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from agent.upload.queue import EventState, JobKind, JobState
+from agent.upload.queue import JobState, UploadQueue
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,9 @@ class QueueStats:
 
 def queue_stats(c: sqlite3.Connection) -> QueueStats:
     """Counts for status and `cctv-agent uploads`."""
-    by_state = dict(c.execute("SELECT state, COUNT(*) FROM upload_jobs GROUP BY state").fetchall())
-    pending_bytes, oldest = c.execute(
-        "SELECT COALESCE(SUM(size), 0), MIN(created_at) FROM upload_jobs WHERE state != ? AND kind != ?",
-        (JobState.DONE.value, JobKind.NOTIFY.value),
-    ).fetchone()
-    last = c.execute("SELECT MAX(done_at) FROM upload_jobs WHERE state = ?", (JobState.DONE.value,))
-    rejected = c.execute("SELECT COUNT(*) FROM upload_events WHERE state = ?", (EventState.REJECTED.value,))
+    q = UploadQueue(c)
+    by_state = q.count_by_state()
+    pending_bytes, oldest = q.open_bytes_and_oldest()
     return QueueStats(
         pending=by_state.get(JobState.PENDING.value, 0),
         active=by_state.get(JobState.ACTIVE.value, 0),
@@ -39,23 +35,15 @@ def queue_stats(c: sqlite3.Connection) -> QueueStats:
         failed=by_state.get(JobState.REFUSED.value, 0) + by_state.get(JobState.MISSING.value, 0),
         pending_bytes=pending_bytes,
         oldest_pending_at=oldest,
-        last_success_at=last.fetchone()[0],
-        rejected_events=rejected.fetchone()[0],
+        last_success_at=q.last_done_at(),
+        rejected_events=len(q.rejected_events()),
     )
 
 
 def open_jobs(c: sqlite3.Connection) -> list[sqlite3.Row]:
     """Every job not done yet, oldest first, with how many parts are in."""
-    return c.execute(
-        "SELECT j.event_id, j.role, j.state, j.size, j.attempts, j.last_error, j.created_at, "
-        "(SELECT COUNT(*) FROM upload_parts p WHERE p.job_id = j.id) AS parts "
-        "FROM upload_jobs j WHERE j.state != ? ORDER BY j.id",
-        (JobState.DONE.value,),
-    ).fetchall()
+    return UploadQueue(c).open_jobs()
 
 
 def rejected_events(c: sqlite3.Connection) -> list[sqlite3.Row]:
-    return c.execute(
-        "SELECT event_id, error, created_at FROM upload_events WHERE state = ?",
-        (EventState.REJECTED.value,),
-    ).fetchall()
+    return UploadQueue(c).rejected_events()
