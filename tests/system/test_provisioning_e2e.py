@@ -4,10 +4,12 @@ against the root through the chroot connection (a second run changes nothing), t
 systemd-nspawn, the agent started by systemd replaying a clip from ../shared/data, its heartbeat and
 an event reaching the control room and S3, and `cctv-provision verify` passing.
 
-Fakes only at the hardware edge: the 4G modem (an `mmcli` that reports a modem) and the GPS
-receiver (a gpsd speaking its JSON protocol on 127.0.0.1). Services that would touch the host's
-network or hardware in a container sharing its network (NetworkManager, ModemManager, nftables,
-sshd) are masked for the boot only; the container has no CAP_NET_ADMIN either way.
+Fakes only at the hardware edge: the 4G modem (an `mmcli` that reports a modem), the GPS
+receiver (a gpsd speaking its JSON protocol on 127.0.0.1) and chrony's report (`chronyc`: a
+container cannot discipline the clock, and a build machine's kernel clock may be unsynchronised).
+Services that would touch the host's network or hardware in a container sharing its network
+(NetworkManager, ModemManager, nftables, sshd) are masked for the boot only; the container has no
+CAP_NET_ADMIN either way.
 The measured times are printed (pytest -s) and written to the test's tmp folder as timings.json.
 """
 
@@ -59,6 +61,15 @@ case "$*" in
 '"access-technologies":["lte"],"state":"connected"},"3gpp":{"operator-name":"EE"}}}' ;;
   *) exit 1 ;;
 esac
+"""
+
+
+FAKE_CHRONYC = """#!/bin/sh
+# TEST ONLY, the time source edge: a container cannot run chronyd (no CAP_SYS_TIME) and a build
+# machine's kernel clock may be flagged unsynchronised, so chrony's answer is given here.
+[ "$*" = "-c tracking" ] || exit 1
+echo 'C0A80001,192.168.0.1,2,1795918000.123,-0.000012,0.000001,0.000050,-1.234,0.001,0.010,'\
+'0.020,0.001,64.5,Normal'
 """
 
 
@@ -259,9 +270,10 @@ def boot_live_and_verify(tmp_path: Path, env: dict[str, str], app: Any, root: Pa
         link = root / "etc/systemd/system" / name
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
-    mmcli = root / "usr/local/bin/mmcli"
-    mmcli.write_text(FAKE_MMCLI)
-    mmcli.chmod(0o755)
+    for name, text in (("mmcli", FAKE_MMCLI), ("chronyc", FAKE_CHRONYC)):  # first on systemd's PATH
+        fake = root / "usr/local/bin" / name
+        fake.write_text(text)
+        fake.chmod(0o755)
     share = tmp_path / "share"
     share.mkdir(mode=0o755)
     share.chmod(0o755)
