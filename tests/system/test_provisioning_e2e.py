@@ -158,6 +158,7 @@ def wait_for(probe: Any, timeout: float, what: str) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # apt installs from the mirror: ~15 min on a quiet machine, 33 min under load
 def test_blank_bookworm_root_to_live_unit(tmp_path: Path, store: Store,  # noqa: F811
                                           control_room: tuple[Any, str]) -> None:
     reason = needs()
