@@ -58,7 +58,7 @@ demo-agent: $(STAMP)
 	$(BIN)/cctv-agent run --config firmware_config/demo.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
-BENCHMARKS := motion upload recording masks events heartbeat control_room login_flood control_room_web evidence
+BENCHMARKS := motion upload recording masks events heartbeat control_room login_flood control_room_web evidence agent_resources
 
 $(BENCH_STAMP): $(STAMP)
 	@echo "setup: installing the bench extra (matplotlib, for the plots)"

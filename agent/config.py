@@ -65,7 +65,9 @@ def _number_problem(value: Any, numbers_only: bool) -> str | None:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Python's re for `pattern=`: pydantic-core's Rust regex built the site rule (Unicode \w,
+    # {0,199}) into about 18 MB of automaton, for a check made once at start.
+    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -75,7 +75,7 @@ def detect_file(cfg: Config, path: Path, progress: Progress | None = None
     declared = probe_video(path).frames
     source = make_source(camera, SystemClock())
     source.open()
-    analyser = Analyser(cfg, cfg.unit.id, keep_images=False)
+    analyser = Analyser(cfg, cfg.unit.id)
     closed: list[Event] = []
     frames, t0 = 0, None
     if progress is not None:

@@ -6,6 +6,7 @@ live camera (a full queue drops the frame and counts it); clip cutting runs on i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sqlite3
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from agent.clock import Clock
 from agent.config import Config
 from agent.db import connect, db_path
@@ -21,6 +24,7 @@ from agent.detection.analyser import Analyser
 from agent.detection.masks import LiveMasker
 from agent.errors import AgentError, InputError
 from agent.events.writer import EventWriter
+from agent.framequeue import ByteQueue
 from agent.sources import Frame, FrameSource, FrameTimeout
 from agent.state import StateStore
 from agent.threads import Health, supervised
@@ -28,6 +32,10 @@ from agent.threads import Health, supervised
 log = logging.getLogger(__name__)
 
 _END = None  # queue sentinel: no more frames
+MIB = 1024 * 1024
+RECORD_QUEUE_BYTES = 16 * MIB  # 0.6 s of 720p BGR frames at 10 fps (5 frames of 1080p)
+ANALYSE_QUEUE_BYTES = 2 * MIB  # analysis frames only (320x240 grey: 27 of them)
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # the analyser never needs the full image
 
 
 class Recorder(Protocol):
@@ -49,7 +57,8 @@ class Pipeline:
 
     def __init__(self, cfg: Config, data_dir: Path, clock: Clock, make_source: SourceFactory,
                  make_recorder: RecorderFactory, writer: EventWriter, recording_done: threading.Event,
-                 live: bool, masker: LiveMasker | None = None, queue_frames: int = 20) -> None:
+                 live: bool, masker: LiveMasker | None = None, record_queue_bytes: int = RECORD_QUEUE_BYTES,
+                 analyse_queue_bytes: int = ANALYSE_QUEUE_BYTES) -> None:
         self._cfg = cfg
         self._db = db_path(data_dir)
         self._clock = clock
@@ -62,8 +71,9 @@ class Pipeline:
         self._made: queue.Queue[FrameSource] = queue.Queue(1)  # capture -> record: the unopened source
         self._attached = threading.Event()  # record -> capture: the recorder is ready
         self.opened = threading.Event()  # the camera source is open (see wait_opened)
-        self._rec_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
-        self._ana_q: queue.Queue[Frame | None] = queue.Queue(queue_frames)
+        # Bounded in bytes, so a 1080p camera cannot hold more memory than a 480p one.
+        self._rec_q: ByteQueue[Frame | None] = ByteQueue(record_queue_bytes)
+        self._ana_q: ByteQueue[Frame | None] = ByteQueue(analyse_queue_bytes)
         self.analyser = Analyser(cfg, cfg.unit.id, on_open=writer.note_open)
         self.masker = masker
         self._new_cfg: Config | None = None
@@ -152,7 +162,7 @@ class Pipeline:
                     self.first_frame = (frame.t, frame.wall)
                 self.frames += 1
                 self._offer(self._rec_q, frame, "record")
-                self._offer(self._ana_q, frame, "analyse")
+                self._offer(self._ana_q, dataclasses.replace(frame, image=_NO_IMAGE), "analyse")
         finally:
             try:
                 if source is not None:
@@ -162,7 +172,7 @@ class Pipeline:
                 _put_end(self._rec_q)
                 _put_end(self._ana_q)
 
-    def _offer(self, q: queue.Queue, frame: Frame, name: str) -> None:
+    def _offer(self, q: ByteQueue, frame: Frame, name: str) -> None:
         """Live camera: never wait (drop and count). File: wait, so nothing is skipped."""
         if self._live:
             try:
@@ -232,7 +242,7 @@ class Pipeline:
             _drain(self._ana_q)
 
 
-def _put_end(q: queue.Queue) -> None:
+def _put_end(q: ByteQueue) -> None:
     """Queue the end marker even if the consumer died and left the queue full."""
     while True:
         try:
@@ -245,7 +255,7 @@ def _put_end(q: queue.Queue) -> None:
                 pass
 
 
-def _drain(q: queue.Queue) -> None:
+def _drain(q: ByteQueue) -> None:
     """After a consumer stops early, empty its queue so the capture thread never waits on it."""
     try:
         while True:

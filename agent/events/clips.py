@@ -162,10 +162,17 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
 
 
 def frame_at(path: Path, offset_s: float) -> np.ndarray | None:
-    """The BGR frame of a clip at `offset_s` seconds from its start (the last one if shorter)."""
+    """The BGR frame of a clip or segment at `offset_s` seconds from its start (the last one if
+    shorter). Seeks to the keyframe before it, so only one keyframe interval is decoded."""
     best = None
     with av.open(str(path)) as c:
-        for vf in c.decode(video=0):
+        stream = c.streams.video[0]
+        if offset_s > 0 and stream.time_base:
+            try:
+                c.seek(int(offset_s / stream.time_base), stream=stream, backward=True)
+            except av.error.FFmpegError:
+                c.seek(0, stream=stream)
+        for vf in c.decode(stream):
             best = vf
             if vf.time is not None and vf.time >= offset_s - 1e-3:
                 break

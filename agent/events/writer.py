@@ -49,7 +49,8 @@ SNAPSHOT_ROOM = 2_000_000  # room asked for beyond the clip's footage: snapshots
 
 @dataclass
 class ClosedEvent:
-    """An event the tracker closed, with the full-resolution image of its peak frame if kept."""
+    """An event the tracker closed. `image` is None in the running unit: the snapshot is taken from
+    the recorded footage at the peak time (agent.detection.analyser holds no frames)."""
 
     event: Event
     image: np.ndarray | None

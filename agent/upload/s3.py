@@ -80,28 +80,42 @@ class _OffsetSigV4(S3SigV4Auth):
 botocore.auth.AUTH_TYPE_MAPS.setdefault(SIGNER, _OffsetSigV4)  # a constant registration, done once
 
 
+_SESSIONS: dict[tuple[str | None, str | None, str], Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(cfg: UploadConfig) -> Any:
+    """One boto3 session per set of credentials, shared by the lanes: each new session parses the S3
+    model and endpoint rules again (about 12 MB each). Clients are thread-safe; making them is not,
+    hence the lock (held by make_client while it makes one)."""
+    key = (cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
+           cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None, cfg.region)
+    session = _SESSIONS.get(key)
+    if session is None:
+        session = _SESSIONS[key] = boto3.session.Session(
+            aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name=cfg.region)
+    return session
+
+
 def make_client(cfg: UploadConfig, offset: ClockOffset, meter: Meter | None = None) -> Any:
     """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), no hidden retries; requests
     without a body time out after cfg.timeout_s, bodies are watched for progress (link.py)."""
-    session = boto3.session.Session(
-        aws_access_key_id=cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
-        aws_secret_access_key=cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None,
-        region_name=cfg.region,
-    )
-    client = session.client(
-        "s3",
-        endpoint_url=cfg.endpoint_url,
-        verify=str(cfg.ca_bundle) if cfg.ca_bundle else True,
-        config=BotoConfig(
-            connect_timeout=cfg.timeout_s,
-            read_timeout=cfg.timeout_s,
-            retries={"total_max_attempts": 1},
-            tcp_keepalive=True,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"payload_signing_enabled": False, "addressing_style": "path" if cfg.endpoint_url else "auto"},
-        ),
-    )
+    with _SESSIONS_LOCK:
+        client = _session(cfg).client(
+            "s3",
+            endpoint_url=cfg.endpoint_url,
+            verify=str(cfg.ca_bundle) if cfg.ca_bundle else True,
+            config=BotoConfig(
+                connect_timeout=cfg.timeout_s,
+                read_timeout=cfg.timeout_s,
+                retries={"total_max_attempts": 1},
+                tcp_keepalive=True,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"payload_signing_enabled": False,
+                    "addressing_style": "path" if cfg.endpoint_url else "auto"},
+            ),
+        )
     client.meta.events.register(
         "choose-signer.s3",
         lambda signature_version, **_: SIGNER if signature_version in ("v4", "s3v4") else None,

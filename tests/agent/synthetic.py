@@ -189,3 +189,57 @@ def nuisance_clip(name: str, still: np.ndarray, n: int, seed: int = 0) -> list[n
     Steps and switches happen halfway, a cloud passes over the whole clip."""
     apply = NUISANCES[name](n, seed)
     return [apply(i, still) for i in range(n)]
+
+
+# -- slow movers: a real object cut out of real footage, moved slowly over the clip's empty scene --
+
+def cutout(frames: list[np.ndarray], empty: np.ndarray, min_area: int = 150, max_area: int = 2500,
+           thresh: float = 35.0) -> tuple[np.ndarray, np.ndarray]:
+    """The largest single moving object (a person, a car) of a real clip, cut out of the frame where
+    it is largest: (BGR patch, alpha 0..1 float32 of the same size). The object's pixels are those
+    that differ from `empty` (the clip's temporal median), cleaned up and feathered at the edge."""
+    best: tuple[int, np.ndarray, np.ndarray] | None = None
+    kernel = np.ones((3, 3), np.uint8)
+    for frame in frames:
+        diff = cv2.absdiff(frame, empty).max(axis=2) if frame.ndim == 3 else cv2.absdiff(frame, empty)
+        mask = cv2.morphologyEx((diff > thresh).astype(np.uint8) * 255, cv2.MORPH_CLOSE, kernel, iterations=2)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+        for i in range(1, n):
+            x, y, w, h, a = stats[i]
+            edge = x <= 2 or y <= 2 or x + w >= mask.shape[1] - 2 or y + h >= mask.shape[0] - 2
+            if not min_area <= a <= max_area or edge or (best is not None and a <= best[0]):
+                continue
+            obj = (labels[y:y + h, x:x + w] == i).astype(np.float32)
+            best = (int(a), frame[y:y + h, x:x + w].copy(), obj)
+    if best is None:
+        raise ValueError("no single moving object of the wanted size in these frames")
+    _, patch, obj = best
+    alpha = cv2.GaussianBlur(obj, (3, 3), 0)
+    return patch, np.clip(alpha, 0.0, 1.0)
+
+
+def slow_mover(empty: np.ndarray, patch: np.ndarray, alpha: np.ndarray, start: tuple[float, float],
+               velocity: tuple[float, float], fps: float, move_from: int = 0) -> Callable[[int], np.ndarray]:
+    """Frame i (BGR, like `empty`) of the cut-out object composited onto the empty scene at
+    `start` (x, y of its top-left corner, pixels, may be outside the frame) moving at `velocity`
+    (pixels per second) from frame `move_from` on; sub-pixel positions are interpolated, so a
+    2 px/s object moves smoothly, not in 1 px jumps."""
+    h, w = empty.shape[:2]
+    ph, pw = alpha.shape
+    base = empty.astype(np.float32)
+    src = patch.astype(np.float32)
+    a3 = alpha[..., None] if empty.ndim == 3 else alpha
+
+    def frame(i: int) -> np.ndarray:
+        t = max(0, i - move_from) / fps
+        x, y = start[0] + velocity[0] * t, start[1] + velocity[1] * t
+        m = np.float32([[1, 0, x], [0, 1, y]])
+        obj = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+        a = cv2.warpAffine(a3 if a3.ndim == 2 else a3[..., 0], m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderValue=0)
+        a = a[..., None] if empty.ndim == 3 else a
+        return np.clip(base * (1 - a) + obj * a, 0, 255).astype(np.uint8)
+
+    del pw, ph
+    return frame

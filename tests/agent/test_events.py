@@ -186,8 +186,7 @@ def test_motion_behind_a_privacy_mask_makes_no_event(masked: bool, events: int) 
     from agent.sources.base import Frame
 
     privacy = {"masks": [{"polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}]} if masked else {}
-    analyser = Analyser(parse_config({"unit": {"id": "u1"}, "privacy": privacy}, env={}), "u1",
-                        keep_images=False)
+    analyser = Analyser(parse_config({"unit": {"id": "u1"}, "privacy": privacy}, env={}), "u1")
     rng = np.random.default_rng(3)
     base = rng.integers(60, 200, (120, 160), dtype=np.uint8)
     closed = []

@@ -35,7 +35,7 @@ def test_live_masker_swaps_masks() -> None:
 
 def test_analyser_reconfigure_keeps_open_event_and_resets_changed_detector() -> None:
     cfg = parse_config({"unit": {"id": "u1"}}, env={})
-    analyser = Analyser(cfg, "u1", keep_images=False)
+    analyser = Analyser(cfg, "u1")
     rng = np.random.default_rng(0)
     base = rng.integers(60, 200, (120, 160), dtype=np.uint8)
     for i in range(60):  # calibrate, then a dark block walks across

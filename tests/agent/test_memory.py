@@ -1,0 +1,60 @@
+"""Memory of `cctv-agent run`: what is imported, malloc settings, no full frames held for events.
+
+The figures over an hour are in benchmarks/agent_resources.py; these are the rules behind them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agent.config import parse_config
+from agent.detection.analyser import Analyser
+from agent.memory import tune_malloc
+from agent.sources.base import Frame
+
+
+@pytest.mark.parametrize("command,absent", [
+    ("status", ["cv2", "av", "boto3", "agent.runner"]),
+    ("uploads", ["cv2", "av", "agent.runner"]),
+    ("run", ["boto3", "cryptography", "agent.upload.worker"]),  # only loaded when upload is on
+])
+def test_a_subcommand_imports_only_what_it_uses(command: str, absent: list[str]) -> None:
+    code = (f"import sys; from agent.cli import build_parser; build_parser([{command!r}, '--help'][:1]); "
+            f"print(' '.join(m for m in {absent!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_malloc_tuning_applies_on_glibc_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
+    assert tune_malloc() == (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # an operator's own setting wins
+    assert tune_malloc() is False
+
+
+def test_the_analyser_needs_no_full_frames_and_keeps_none() -> None:
+    """The analysis queue carries frames without their full image (agent.pipeline); events come
+    out with boxes and scores only, the snapshot is cut from the footage by the event writer."""
+    cfg = parse_config({"unit": {"id": "u1"}, "events": {"pre_roll_s": 0, "post_roll_s": 1}}, env={})
+    analyser = Analyser(cfg, "u1")
+    rng = np.random.default_rng(1)
+    base = rng.integers(60, 200, (120, 160), dtype=np.uint8)
+    no_image = np.zeros((0, 0, 3), np.uint8)
+    closed = []
+    for i in range(120):
+        gray = base.copy()
+        if 30 <= i < 60:
+            x = 10 + 3 * (i - 30)
+            gray[40:80, x:x + 20] = 10
+        closed += analyser.feed(Frame(i, i / 10, 1_767_225_600 + i / 10, no_image, gray))
+    closed += analyser.finish()
+    assert closed and all(c.image is None for c in closed)
+    assert closed[0].event.peak_boxes and closed[0].event.peak_score > 0
