@@ -19,8 +19,9 @@ Method (also in docs/architecture.md, "Memory"):
 - Before. With `--before REV` the agent of git revision REV (its `agent/` package exported to a
   temporary folder) runs side by side over the same footage and services, for the same duration
   (`--after REV` likewise pins the measured agent to a revision).
-- `--duration` (default 3600 s) shortens the run for `make bench`; a run shorter than an hour
-  writes results/agent_resources_<N>s.json (not committed) instead of the hour's result.
+- `--duration` (default 120 s, what `make bench` runs) sets the length; the committed
+  results/agent_resources.json is from `--duration 3600 --before <main before this work>`; a run
+  shorter than an hour writes results/agent_resources_<N>s.json (not committed) instead.
 """
 
 from __future__ import annotations
@@ -289,7 +290,8 @@ def read_trace(path: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=3600.0, help="seconds of recording (default 3600)")
+    ap.add_argument("--duration", type=float, default=120.0,
+                    help="seconds of recording (default 120, for make bench; the committed result: 3600)")
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--trace-duration", type=float, default=None,
                     help="seconds of the tracemalloc run (default: min(duration, 900); 0 = none)")
