@@ -21,7 +21,7 @@ from agent.sources.base import Frame
 
 @pytest.mark.parametrize("command,absent", [
     ("status", ["cv2", "av", "boto3", "agent.runner"]),
-    ("uploads", ["cv2", "av", "agent.runner"]),
+    ("uploads", ["cv2", "agent.runner", "agent.detection.motion"]),
     ("run", ["boto3", "cryptography", "agent.upload.worker"]),  # only loaded when upload is on
 ])
 def test_a_subcommand_imports_only_what_it_uses(command: str, absent: list[str]) -> None:
