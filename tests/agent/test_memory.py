@@ -20,7 +20,7 @@ from agent.sources.base import Frame
 
 
 @pytest.mark.parametrize("command,absent", [
-    ("status", ["cv2", "av", "boto3", "agent.runner"]),
+    ("status", ["cv2", "boto3", "agent.runner"]),
     ("uploads", ["cv2", "agent.runner", "agent.detection.motion"]),
     ("run", ["boto3", "cryptography", "agent.upload.worker"]),  # only loaded when upload is on
 ])
