@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from report import write_results  # noqa: E402
-from upload_slow import LINKS, PART, run_all  # noqa: E402
+from upload_slow import LINKS, PART, run_all, wait_ready  # noqa: E402
 
 from agent.clock import SystemClock  # noqa: E402
 from agent.upload.intake import object_prefix  # noqa: E402
@@ -75,7 +75,7 @@ class Bench:
         svc = UploadService(cfg, SystemClock(), POLICY)
         svc.start()
         try:
-            time.sleep(1.0)  # idle agent, watching the outbox
+            wait_ready(data)  # an idle agent, watching the outbox
             t0 = time.monotonic()
             rec = publish(data, time.time() - 60, os.urandom(clip_size), snapshot=os.urandom(30_000))
             snap = wait_for(self.s3, bucket, object_prefix(cfg, rec) + "snapshot.jpg", 60)
@@ -119,7 +119,7 @@ class Bench:
         svc.start()
         idle, busy = [], []
         try:
-            time.sleep(1.0)
+            wait_ready(data)
             base = time.time() - 3600
             for i in range(runs):
                 t0 = time.monotonic()

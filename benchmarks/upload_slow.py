@@ -78,6 +78,24 @@ def _wait_object(s3: Any, bucket: str, key: str, timeout: float) -> float:
     raise TimeoutError(f"{key} did not arrive within {timeout:.0f} s")
 
 
+def wait_ready(data: Path, timeout: float = 300.0) -> None:
+    """Until the agent's upload service has made its first scan and reported (an idle, running agent:
+    goodput is timed from publication to such an agent, not from the start of its process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = sqlite3.connect(db_path(data), timeout=30)
+            try:
+                if conn.execute("SELECT 1 FROM component_state WHERE component = 'upload'").fetchone():
+                    return
+            finally:
+                conn.close()
+        except sqlite3.OperationalError:  # not created yet
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the upload service in {data} did not report within {timeout:.0f} s")
+
+
 def _parts_in(data: Path) -> int:
     conn = sqlite3.connect(db_path(data), timeout=30)
     try:
@@ -98,6 +116,7 @@ def agent_case(link: Link, host: str, port: int, work: Path, bucket: str, cut: b
     svc = UploadService(cfg, SystemClock(), CUT_POLICY if cut else RetryPolicy())
     svc.start()
     try:
+        wait_ready(data)
         t0 = time.monotonic()
         rec = publish(data, time.time() - 60, os.urandom(link.clip_bytes), snapshot=os.urandom(30_000))
         key = object_prefix(cfg, rec) + "clip.mp4"
