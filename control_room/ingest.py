@@ -20,6 +20,7 @@ from control_room.errors import EventConflict
 from control_room.models import Deployment, Event, EventState, HeartbeatSample, StaleHeartbeat, Unit
 from protocol.events import EventNote
 from protocol.heartbeat import Heartbeat
+from protocol.times import parse_aware
 
 # What a unit states about an event when it first reports it; none of it may change afterwards.
 FIXED_FIELDS = ("site", "start", "end", "clip_start", "clip_end", "peak_score", "peak_time", "boxes",
@@ -37,7 +38,7 @@ def _parse(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_aware(text)
     except ValueError:
         return None
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from control_room import custody
 from control_room.models import Deployment, Event, EventState, Unit
+from protocol.times import parse_aware
 from provisioning import control
 from provisioning.settings import ProvisionError, Settings
 from provisioning.storage import BOTO_ERRORS, describe, s3_client
@@ -56,7 +57,7 @@ def _ts(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        return parse_aware(text)
     except ValueError:
         return None
 
