@@ -110,7 +110,7 @@ def last_segment_end(data: Path) -> float:
     from agent.status.cli import read_state
 
     try:
-        states, _ = read_state(db_path(data))
+        states = read_state(db_path(data))[0]
     except InputError:  # the agent is still creating its database
         return 0.0
     row = states.get("recording")
