@@ -21,7 +21,7 @@ SEGMENT_S = 2
 
 
 def last_segment(data: Path) -> float:
-    states, _ = read_state(db_path(data))
+    states = read_state(db_path(data))[0]
     row = states.get("recording")
     return float(row.state.get("last_segment_at") or 0) if row is not None else 0.0
 

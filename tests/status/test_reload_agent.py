@@ -63,7 +63,7 @@ def push(path: Path, **values: object) -> None:
 
 
 def segments(data: Path) -> int:
-    states, _ = read_state(db_path(data))
+    states = read_state(db_path(data))[0]
     row = states.get("recording")
     return 0 if row is None else int(float(row.state.get("last_segment_at") or 0))
 
