@@ -189,6 +189,7 @@ def test_overdue_review_and_far_gps_are_flagged(app, unit, engine, clock) -> Non
     html = client.get("/locations").get_data(as_text=True)
     assert "data-flag=" not in html
     clock.advance(2 * 86400)
+    login(client, "olga")  # two days on: a new shift session
     beat(app, unit, 2, gps={"fix": "3d", "lat": 51.7100, "lon": -0.2780})  # ~556 m north
     html = client.get("/locations").get_data(as_text=True)
     assert 'data-flag="review_overdue"' in html and 'data-flag="far_from_site"' in html

@@ -44,6 +44,11 @@ def uk(ts: datetime) -> str:
 class Staff:
     client: Any
     csrf: str
+    username: str = "admin1"
+
+    def login_again(self) -> None:
+        """A new shift session, as after the clock moved past the idle limit."""
+        self.csrf = login(self.client, self.username)
 
     def post(self, path: str, **data: Any) -> Any:
         return self.client.post(path, data={"csrf_token": self.csrf, **data})
@@ -54,7 +59,7 @@ def staff(
 ) -> Staff:
     factory.user(username, role, council)
     client = app.test_client()
-    return Staff(client, login(client, username))
+    return Staff(client, login(client, username), username)
 
 
 def record_request(who: Staff, start: datetime, end: datetime, unit: str = UNIT, **extra: Any) -> Any:

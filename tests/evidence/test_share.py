@@ -149,6 +149,7 @@ def test_expired_revoked_and_tampered_links_are_refused_and_recorded(app, packag
     clock.advance(86400 + 1)
     expired = app.test_client().get(link)
     assert expired.status_code == 410 and "expired" in expired.get_data(as_text=True)
+    admin.login_again()  # a day later the admin's shift session has ended
 
     link2, _ = make_link(admin, rid, pkg.id, smtp, count=2)
     police = app.test_client()
