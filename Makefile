@@ -42,7 +42,7 @@ TEST_WORKERS ?= auto
 
 test: system-deps $(STAMP) lint
 	$(MAKE) --no-print-directory demo-check
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 # The whole system: S3 (moto), the control room and three simulated units; Ctrl-C stops everything.
 demo: $(STAMP)
