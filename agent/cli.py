@@ -13,6 +13,7 @@ import sys
 
 from agent import __version__
 from agent.errors import AgentError
+from agent.memory import limit_math_threads
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,6 +45,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if next((a for a in argv if not a.startswith("-")), None) == "run":
+        limit_math_threads()  # before build_parser imports NumPy (agent/memory.py)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -14,6 +14,7 @@ from pathlib import Path
 import tenacity
 
 DB_NAME = "agent.db"
+CACHE_KIB = 512  # page cache per connection
 
 
 def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
@@ -25,6 +26,9 @@ def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Each thread has its own connection, and SQLite's default page cache is up to 2 MB per
+    # connection: 512 KiB each holds the hot pages of this small database (docs/architecture.md, Memory).
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return conn
 
 

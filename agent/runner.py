@@ -25,7 +25,7 @@ from agent.errors import AgentError, InputError
 from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.events.writer import EventWriter
 from agent.fsutil import remove_stale_tmp
-from agent.memory import tune_malloc
+from agent.memory import tune_process
 from agent.pipeline import Pipeline, Recorder
 from agent.recording.gaps import record_lost_segments
 from agent.recording.housekeeping import RetentionService, room_maker
@@ -51,7 +51,7 @@ UMASK = 0o027
 
 def main(args: argparse.Namespace) -> int:
     os.umask(UMASK)
-    tune_malloc()  # before any thread or frame exists (see agent/memory.py)
+    tune_process()  # malloc and huge pages, before any thread or frame exists (agent/memory.py)
     cfg = resolve_paths(load_config(args.config), Path.cwd())
     watcher = ConfigWatcher(args.config, cfg, transform=lambda c: resolve_paths(c, Path.cwd()))
 

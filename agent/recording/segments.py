@@ -155,8 +155,11 @@ class SegmentRecorder:
         h, w = frame.image.shape[:2]
         rec = self._cfg.recording
         fps = max(1, round(self._cfg.camera.fps))
+        # Low latency and low memory: zerolatency means no lookahead, no B-frames and no frame
+        # threads (each would hold frames); one thread is ample for 720p at 10 fps and saves the
+        # per-thread buffers (the software path only: a Pi's picamera2 source uses its hardware encoder).
         stream = container.add_stream("libx264", rate=fps, options={
-            "preset": "veryfast", "tune": "zerolatency", "bf": "0",
+            "preset": "veryfast", "tune": "zerolatency", "bf": "0", "threads": "1", "rc-lookahead": "0",
             "g": str(max(1, round(self._cfg.camera.fps * rec.keyframe_interval_s))),
             "sc_threshold": "0", "maxrate": f"{rec.bitrate_kbps}k", "bufsize": f"{2 * rec.bitrate_kbps}k",
         })

@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,12 +33,32 @@ def test_a_subcommand_imports_only_what_it_uses(command: str, absent: list[str])
     assert out.stdout.strip() == ""
 
 
-def test_malloc_tuning_applies_on_glibc_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
-        monkeypatch.delenv(key)
-    assert tune_malloc() == (platform.libc_ver()[0] == "glibc")
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # an operator's own setting wins
-    assert tune_malloc() is False
+def test_malloc_tuning_applies_on_glibc_only() -> None:
+    assert tune_malloc(env={}) == (platform.libc_ver()[0] == "glibc")
+    # an operator's own setting wins (the systemd unit sets MALLOC_ARENA_MAX): the rest still apply
+    assert tune_malloc(env={"MALLOC_ARENA_MAX": "2"}) == (platform.libc_ver()[0] == "glibc")
+    every = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "1"}
+    assert tune_malloc(env=every) is False
+    assert tune_malloc(env={"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}) is False
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="transparent huge pages are a Linux feature")
+def test_the_run_process_opts_out_of_huge_pages() -> None:
+    """libx264 and NumPy ask for huge pages on big buffers; a 2 MiB page is resident whole."""
+    code = ("from agent.memory import tune_process; tune_process(); "
+            "print(next((l.split()[1] for l in open('/proc/self/status') if l.startswith('THP_enabled')), "
+            "'unknown'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    if out.stdout.strip() == "unknown":
+        pytest.skip("this kernel does not report THP_enabled in /proc/self/status (before 5.0)")
+    assert out.stdout.strip() == "0"
+
+
+def test_the_systemd_unit_caps_malloc_arenas_and_math_threads() -> None:
+    unit = (Path(__file__).resolve().parents[2] / "firmware_config/systemd/cctv-agent.service").read_text()
+    assert "Environment=MALLOC_ARENA_MAX=2" in unit
+    assert "Environment=OPENBLAS_NUM_THREADS=1" in unit
 
 
 def test_the_analyser_needs_no_full_frames_and_keeps_none() -> None:
