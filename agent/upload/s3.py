@@ -26,6 +26,7 @@ from botocore.config import Config as BotoConfig
 from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
+from agent.upload.botodata import lean_session
 from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_head_bytes
 from agent.upload.link import LinkWatch, choose_part_size, install, long_read_timeout
 from agent.upload.queue import Job, Part, UploadQueue
@@ -93,7 +94,8 @@ def _session(cfg: UploadConfig) -> Any:
     session = _SESSIONS.get(key)
     if session is None:
         session = _SESSIONS[key] = boto3.session.Session(
-            aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name=cfg.region)
+            aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name=cfg.region,
+            botocore_session=lean_session())  # S3's model data only, as plain dicts (botodata.py)
     return session
 
 
