@@ -58,6 +58,18 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_range(path: Path, offset: int, length: int, chunk: int = 1 << 20) -> bytes:
+    """SHA-256 digest of the bytes [offset, offset+length) of a file, read a chunk at a time (an
+    upload part is never held in memory whole)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while length > 0 and (block := f.read(min(chunk, length))):
+            h.update(block)
+            length -= len(block)
+    return h.digest()
+
+
 def remove_stale_tmp(folder: Path) -> int:
     """Delete temporary files left by a crash (they were never published); return how many."""
     count = 0

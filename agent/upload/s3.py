@@ -26,6 +26,7 @@ from botocore.config import Config as BotoConfig
 from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
+from agent.fsutil import sha256_range
 from agent.upload.botodata import lean_session
 from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_head_bytes
 from agent.upload.link import LinkWatch, choose_part_size, install, long_read_timeout
@@ -330,9 +331,7 @@ def put_multipart(t: S3Target, job: Job, path: Path, queue: UploadQueue, unit_id
     for number, offset, length in part_plan(job.size, part_size):
         if number in done:
             continue
-        with open(path, "rb") as f:
-            f.seek(offset)
-            checksum = b64_sha256(f.read(length))
+        checksum = base64.b64encode(sha256_range(path, offset, length)).decode()  # streamed
         failures = t.failures.get((job.id, number), 0)
         try:
             resp = _send(
