@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,11 +93,25 @@ def build_wheelhouse(dest: Path) -> None:
         timeout=300)
 
 
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "demo-*",
+                                     ".pytest_cache", ".ruff_cache", "node_modules", "instance")
+
+
 def project_wheel(wheelhouse: Path, dest: Path) -> Path:
-    """The current checkout as a wheel, built offline against the cached wheelhouse."""
+    """The current checkout as a wheel, built offline against the cached wheelhouse, from a private
+    copy of the sources: setuptools builds in the source tree's build/, which a parallel build or
+    test must not share (a wheel zipped while another build cleaned build/ lacked modules)."""
+    src = dest / "src"
+    shutil.copytree(REPO, src, ignore=_NOT_SOURCE)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--find-links",
-         str(wheelhouse), "-w", str(dest), str(REPO)], timeout=120)
-    return next(dest.glob("mobile_cctv-*.whl"))
+         str(wheelhouse), "-w", str(dest), str(src)], timeout=120)
+    wheel = next(dest.glob("mobile_cctv-*.whl"))
+    with zipfile.ZipFile(wheel) as built:
+        names = set(built.namelist())
+    missing = [m for m in ("agent/cli.py", "agent/runner.py", "protocol/__init__.py") if m not in names]
+    if missing:
+        raise RuntimeError(f"the project wheel {wheel.name} lacks {', '.join(missing)}")
+    return wheel
 
 
 def in_root(root: Path, argv: Sequence[str], timeout: float = 300) -> None:
