@@ -1,4 +1,4 @@
-"""S3 side of the upload lanes: a boto3 client from cfg.upload, single PUTs and resumable multipart.
+"""S3 side of the upload lanes: a botocore client from cfg.upload, single PUTs and resumable multipart.
 
 Errors are sorted here into transport (wait and retry, never give up), definitive refusals (loud, slow
 retry) and clock skew (the signing clock is corrected from the server's Date header, then retried).
@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.auth
 import botocore.exceptions
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4Auth
@@ -86,26 +85,29 @@ _SESSIONS: dict[tuple[str | None, str | None, str], Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _session(cfg: UploadConfig) -> Any:
-    """One boto3 session per set of credentials, shared by the lanes: each new session parses the S3
-    model and endpoint rules again (about 12 MB each). Clients are thread-safe; making them is not,
-    hence the lock (held by make_client while it makes one)."""
+def _session(cfg: UploadConfig) -> tuple[Any, tuple[str | None, str | None, str]]:
+    """One botocore session per set of credentials, shared by the lanes: each new session parses the
+    S3 model and endpoint rules again. Lean model data (botodata.py), and botocore without boto3,
+    which would add boto3, s3transfer and multiprocessing for nothing the agent calls. Clients are
+    thread-safe; making them is not, hence the lock (held by make_client while it makes one)."""
     key = (cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
            cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None, cfg.region)
     session = _SESSIONS.get(key)
     if session is None:
-        session = _SESSIONS[key] = boto3.session.Session(
-            aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name=cfg.region,
-            botocore_session=lean_session())  # S3's model data only, as plain dicts (botodata.py)
-    return session
+        session = _SESSIONS[key] = lean_session()
+    return session, key
 
 
 def make_client(cfg: UploadConfig, offset: ClockOffset, meter: Meter | None = None) -> Any:
-    """boto3 S3 client: TLS verified (optionally against cfg.ca_bundle), no hidden retries; requests
-    without a body time out after cfg.timeout_s, bodies are watched for progress (link.py)."""
+    """botocore S3 client: TLS verified (optionally against cfg.ca_bundle), no hidden retries;
+    requests without a body time out after cfg.timeout_s, bodies are watched for progress (link.py)."""
     with _SESSIONS_LOCK:
-        client = _session(cfg).client(
+        session, (key_id, secret, region) = _session(cfg)
+        client = session.create_client(
             "s3",
+            region_name=region,
+            aws_access_key_id=key_id,  # None: botocore's usual chain (environment, files, role)
+            aws_secret_access_key=secret,
             endpoint_url=cfg.endpoint_url,
             verify=str(cfg.ca_bundle) if cfg.ca_bundle else True,
             config=BotoConfig(

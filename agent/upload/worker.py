@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue as pyqueue
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -101,7 +102,17 @@ class UploadService:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if self._observer is not None:
             self._observer.join(1.0)
-        return not any(t.is_alive() for t in self._threads)
+        done = not any(t.is_alive() for t in self._threads)
+        if done and self._threads:  # the intake thread's last report can precede a lane's last job
+            try:
+                conn = connect(self._db)
+                try:
+                    self._report(UploadQueue(conn), StateStore(conn, self.clock))
+                finally:
+                    conn.close()
+            except sqlite3.Error as err:
+                log.error("could not record the upload state at stop: %s", err)
+        return done
 
     name = "upload"
 

@@ -4,6 +4,9 @@ botocore, from a fraction of the memory. Real botocore and boto3; nothing is sen
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import tracemalloc
 from urllib.parse import urlsplit
 
@@ -68,3 +71,16 @@ def test_only_s3_endpoints_and_no_documentation_are_kept() -> None:
     assert any("s3" in p["services"] for p in endpoints["partitions"])
     model = loader.load_service_model("s3", "service-2")
     assert type(model) is dict and model["operations"]["PutObject"]["documentation"] == ""
+
+
+def test_the_agent_makes_its_client_without_boto3() -> None:
+    """botocore alone: boto3 would add boto3, s3transfer and multiprocessing (about 2 MB)."""
+    code = ("import sys; from agent.clock import SystemClock; from agent.config import parse_config; "
+            "from agent.upload import s3; "
+            "cfg = parse_config({'unit': {'id': 'u1'}, 'upload': {'bucket': 'b', 'region': 'eu-west-2', "
+            "'access_key_id': 'a', 'secret_access_key': 's'}}, env={}); "
+            "c = s3.make_client(cfg.upload, s3.ClockOffset(SystemClock())); "
+            "print(c.meta.region_name, ' '.join(m for m in ('boto3', 's3transfer') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    assert out.stdout.strip() == "eu-west-2"
