@@ -4,9 +4,7 @@ numbers add up and status shows them."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from agent.recording.index import SegmentIndex
 from agent.runner import run
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, footage
+from tests.smalldisk import small_disk as mounted
 
 
 def test_ledger_counts_each_event_once_and_a_published_one_may_become_lost(tmp_path) -> None:
@@ -43,16 +42,8 @@ def test_ledger_counts_each_event_once_and_a_published_one_may_become_lost(tmp_p
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)]).returncode:
-        pytest.skip("cannot mount tmpfs here")
-    try:
+    with mounted(tmp_path, 24) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def counters(data: Path) -> dict[str, int]:

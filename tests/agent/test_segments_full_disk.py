@@ -4,9 +4,7 @@ each segment the disk never fills at all."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -17,20 +15,13 @@ from agent.recording.segments import SegmentIndex, SegmentRecorder
 from agent.sources import open_source
 from agent.state import StateStore
 from tests.agent.recording_support import VTEST, decode_all, need, unit_config
+from tests.smalldisk import small_disk as mounted
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("needs root to mount a small tmpfs")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode:
-        pytest.skip("cannot mount tmpfs here")
-    try:
+    with mounted(tmp_path, 4) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def frames_of(cfg, clock):
