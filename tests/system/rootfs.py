@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
 WHEELS_IN_ROOT = Path("var/cache/cctv-agent-wheels")  # relative to the root
 VENV = "/opt/cctv-agent/venv"
 TOOLS = ("debootstrap", "systemd-nspawn", "nsenter")
+EXPORT_SOURCES = REPO / "ansible/roles/cctv_agent/files/export_sources.py"
 RECIPE = 1  # bump when build_root() changes what goes into the root
 
 
@@ -86,11 +88,20 @@ def run(argv: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProces
     return done
 
 
+def exported_source(dest: Path) -> Path:
+    """The project's sources alone, exported as the playbook does before building its wheel: builds
+    never write into the checkout, so parallel tests building the project cannot collide there."""
+    run([sys.executable, str(EXPORT_SOURCES), str(REPO), str(dest)], timeout=120)
+    return dest
+
+
 def build_wheelhouse(dest: Path) -> None:
     """Wheels of the project, its agent dependencies and setuptools (to build the project again
     later without PyPI), with the host's pip (cp311 manylinux wheels run on bookworm)."""
-    run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(dest), str(REPO), "setuptools>=77"],
-        timeout=300)
+    with tempfile.TemporaryDirectory(prefix="mobile-cctv-src-") as tmp:
+        src = exported_source(Path(tmp) / "src")
+        run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(dest), str(src), "setuptools>=77"],
+            timeout=300)
 
 
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "demo-*",
