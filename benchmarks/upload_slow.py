@@ -26,6 +26,7 @@ import boto3
 from agent.clock import SystemClock
 from agent.config import Config, parse_config
 from agent.db import db_path
+from agent.events.outbox import publish_event
 from agent.upload.intake import object_prefix
 from agent.upload.worker import RetryPolicy, UploadService
 from tests.upload.conftest import ADMIN, REGION, publish
@@ -106,19 +107,64 @@ def _parts_in(data: Path) -> int:
         conn.close()
 
 
+class LinkTrace:
+    """Samples the link's upstream byte count every 20 ms: where the link sat idle (before the clip,
+    between parts, after the last part) is where an agent loses goodput."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self._proxy = proxy
+        self._stop = threading.Event()
+        self._samples: list[tuple[float, int]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> LinkTrace:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._samples.append((time.monotonic(), self._proxy.link.bytes_up))
+
+    def idle(self, t0: float, t1: float, rate_bps: float, min_gap_s: float = 0.1) -> dict[str, Any]:
+        """Idle link time between t0 and t1 (a wait between two byte counts, less the time the bytes
+        counted in it took to cross): the total and the longest gaps (start s, idle s, bytes up then)."""
+        self._stop.set()
+        self._thread.join(1)
+        gaps: list[tuple[float, float, int]] = []
+        last_t, last_b = t0, next((b for t, b in self._samples if t >= t0), 0)
+        for t, b in [*(s for s in self._samples if t0 <= s[0] <= t1), (t1, -1)]:
+            if b == last_b:
+                continue
+            idle = t - last_t - max(0, b - last_b) * 8 / rate_bps
+            if idle >= min_gap_s:
+                gaps.append((last_t - t0, idle, last_b))
+            last_t, last_b = t, b
+        return {
+            "link_idle_s": round(sum(g[1] for g in gaps), 2),
+            "link_gaps": [[round(s, 2), round(n, 2), b] for s, n, b in sorted(gaps, key=lambda g: -g[1])[:8]],
+        }
+
+
 def agent_case(link: Link, host: str, port: int, work: Path, bucket: str, cut: bool) -> dict[str, Any]:
     """One event with a three-part clip through the agent; with `cut`, the link goes down for
-    CUT_DOWN_S a third of the way into part 2. Goodput counts from publication to the clip in S3."""
+    CUT_DOWN_S a third of the way into part 2. Goodput counts from the record's publication (its files
+    written beforehand, as the recorder does) to the clip in S3."""
     s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name=REGION, **ADMIN)
     proxy = link.proxy(host, port)
     data = work / f"agent-{link.name}-{'cut' if cut else 'clean'}"
     cfg = default_config(data, proxy.url, bucket)
     svc = UploadService(cfg, SystemClock(), CUT_POLICY if cut else RetryPolicy())
     svc.start()
+    trace = LinkTrace(proxy)
     try:
         wait_ready(data)
+        # the recorder's part (footage written and fsynced) is done before an event is published:
+        # goodput is timed from the record's publication, as the agent sees it
+        rec = publish(data, time.time() - 60, os.urandom(link.clip_bytes), snapshot=os.urandom(30_000),
+                      publish_record=False)
+        trace.start()
         t0 = time.monotonic()
-        rec = publish(data, time.time() - 60, os.urandom(link.clip_bytes), snapshot=os.urandom(30_000))
+        publish_event(data, rec)
         key = object_prefix(cfg, rec) + "clip.mp4"
         ideal = (link.clip_bytes + 40_000) * 8 / link.rate_bps
         if cut:
@@ -146,6 +192,7 @@ def agent_case(link: Link, host: str, port: int, work: Path, bucket: str, cut: b
         "link_bytes_up": proxy.link.bytes_up,
         "resent_bytes": proxy.link.bytes_up - payload,  # includes HTTP request heads (~1 KB a request)
         "link_down_s": CUT_DOWN_S if cut else 0.0,
+        **trace.idle(t0, done, link.rate_bps),  # diagnostics: when the link sat idle (gaps >= 0.1 s)
     }
 
 
