@@ -22,9 +22,10 @@ from agent.errors import AgentError, InputError, PermanentError, TransientError
 from agent.events.outbox import read_event
 from agent.fsutil import atomic_write_bytes, sha256_file
 from agent.recording.retention import uploaded_marker
-from agent.upload import s3
+from agent.upload import multipart, s3
 from agent.upload.budget import DataBudget, Stopped
 from agent.upload.intake import record_path
+from agent.upload.model import Prepared
 from agent.upload.notify import event_body, send_event
 from agent.upload.queue import EventState, Job, JobKind, JobState, UploadQueue
 
@@ -60,6 +61,8 @@ class LaneCtx:
     http: requests.Session
     can_head: list[bool]
     saved_rate: float | None = None
+    prepared: Prepared | None = None  # the clip readied while its snapshot went (one at a time)
+    tried: int | None = None  # the job id prepare() last tried: once only, success or not
 
 
 class JobRunner:
@@ -86,9 +89,32 @@ class JobRunner:
         self._lock = threading.Lock()
         self._refused: dict[int, Iterator[float]] = {}  # job id -> its refusal schedule (this run)
 
+    def prepare(self, ctx: LaneCtx, job: Job) -> None:
+        """Ready a clip that waits for its event's snapshot and metadata (they cross the link first):
+        checked, its multipart upload created, its parts hashed, so no round trip or hashing sits
+        between the snapshot and the clip's first part. Best effort, once per job: run() does the rest."""
+        if ctx.tried == job.id or not self._within_budget(ctx.queue, job):
+            return
+        ctx.tried = job.id
+        try:
+            ctx.prepared = multipart.prepare(
+                ctx.target, job, self.cfg.unit.data_dir / (job.path or ""), ctx.queue, self.cfg.unit.id
+            )
+        except Exception as err:  # the job's own run retries, classifies and reports whatever this was
+            log.debug("could not ready %s/%s ahead: %s", job.event_id, job.role, err)
+            ctx.prepared = None
+        finally:
+            ctx.target.meter.flush()
+
+    def _within_budget(self, q: UploadQueue, job: Job) -> bool:
+        return job.kind is not JobKind.CLIP or job.budget_override or self.budget.allows(q, job.size)
+
     def run(self, ctx: LaneCtx, job: Job) -> None:
         q = ctx.queue
-        if job.kind is JobKind.CLIP and not job.budget_override and not self.budget.allows(q, job.size):
+        prepared = ctx.prepared if ctx.prepared and ctx.prepared.job_id == job.id else None
+        if prepared is not None:
+            ctx.prepared = None
+        if not self._within_budget(q, job):
             log.warning(
                 "%s: data budget reached (%d of %d bytes): clip held until next period or a request",
                 job.event_id,
@@ -110,8 +136,8 @@ class JobRunner:
         )
         try:
             if job.kind is not JobKind.NOTIFY:
-                self._check_file(job)
-            how = retrying(self._attempt, ctx, job)
+                self._check_file(job, prepared)
+            how = retrying(self._attempt, ctx, job, [prepared])
         except Stopped:
             q.set_state(job.id, JobState.PENDING)
         except InputError as err:
@@ -139,10 +165,12 @@ class JobRunner:
                 q.set_meta(LINK_RATE_META, f"{rate:.0f}")
                 ctx.saved_rate = rate
 
-    def _attempt(self, ctx: LaneCtx, job: Job) -> str:
+    def _attempt(self, ctx: LaneCtx, job: Job, prepared: list[Prepared | None]) -> str:
+        """One try; `prepared` (a one-item list) is used by the first try only: a retry looks again."""
         if self._stop.is_set():
             raise Stopped
         job = ctx.queue.get(job.id)  # a retry must see the UploadId persisted by the attempt before
+        ready, prepared[0] = prepared[0], None
         try:
             if job.kind is JobKind.NOTIFY:
                 record = read_event(record_path(self.cfg.unit.data_dir, job.event_id))
@@ -155,7 +183,7 @@ class JobRunner:
             path = self.cfg.unit.data_dir / (job.path or "")
             t = ctx.target
             if job.size >= t.threshold:
-                written = s3.put_multipart(t, job, path, ctx.queue, self.cfg.unit.id)
+                written = multipart.put_multipart(t, job, path, ctx.queue, self.cfg.unit.id, ready)
             else:
                 written = s3.put_small(t, job, path, self.cfg.unit.id)
             return s3.verify(t, job, written, ctx.can_head)
@@ -168,10 +196,14 @@ class JobRunner:
                 raise InputError(f"{err.filename}: {err.strerror}") from None
             raise s3.classify(err, self.offset) from None
 
-    def _check_file(self, job: Job) -> None:
+    def _check_file(self, job: Job, prepared: Prepared | None = None) -> None:
+        """The file still is what its record says (hashed again unless prepare() just did, unchanged)."""
         path = self.cfg.unit.data_dir / (job.path or "")
         try:
-            size = path.stat().st_size
+            st = path.stat()
+            if prepared is not None and (st.st_size, st.st_mtime_ns) == (prepared.size, prepared.mtime_ns):
+                return
+            size = st.st_size
             digest = sha256_file(path)
         except OSError as err:
             raise InputError(f"{path}: cannot read: {err.strerror or err}") from None

@@ -89,3 +89,17 @@ class Part:
     size: int
     etag: str
     checksum_sha256: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A clip readied while its event's snapshot was still on its way (multipart.prepare): checked
+    against its record (size and mtime say it has not changed since), its multipart upload created and
+    its part checksums computed, so its first part follows the snapshot without a pause."""
+
+    job_id: int
+    size: int
+    mtime_ns: int
+    upload_id: str | None  # None: a single PUT (only checked)
+    part_size: int
+    checksums: dict[int, str]  # part number -> base64 SHA-256

@@ -192,6 +192,18 @@ class UploadQueue:
         ).fetchone()
         return _job(row) if row else None
 
+    def next_waiting_clip(self, now: float, max_wait_s: float) -> Job | None:
+        """The clip the bulk lane takes next once its event's earlier stages (snapshot, metadata) are
+        through: pending, due, its upload not started yet. For readying it meanwhile."""
+        row = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM upload_jobs j JOIN upload_events e USING(event_id) "  # noqa: S608
+            "WHERE j.lane = ? AND j.kind = ? AND j.state = ? AND j.upload_id IS NULL "
+            "AND (j.retry_at <= ? OR j.retry_at > ?) "
+            "ORDER BY e.priority DESC, j.stage ASC, j.id ASC LIMIT 1",
+            (Lane.BULK.value, JobKind.CLIP.value, JobState.PENDING.value, now, now + max_wait_s),
+        ).fetchone()
+        return _job(row) if row else None
+
     def get(self, job_id: int) -> Job:
         row = self.conn.execute(
             f"SELECT {_JOB_COLS} FROM upload_jobs j JOIN upload_events e USING(event_id) WHERE j.id = ?",  # noqa: S608

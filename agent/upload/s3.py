@@ -1,4 +1,5 @@
-"""S3 side of the upload lanes: a botocore client from cfg.upload, single PUTs and resumable multipart.
+"""S3 side of the upload lanes: a botocore client from cfg.upload, single PUTs, verification; the
+resumable multipart upload is multipart.py's.
 
 Errors are sorted here into transport (wait and retry, never give up), definitive refusals (loud, slow
 retry) and clock skew (the signing clock is corrected from the server's Date header, then retried).
@@ -25,11 +26,10 @@ from botocore.config import Config as BotoConfig
 from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
-from agent.fsutil import sha256_range
 from agent.upload.botodata import lean_session
 from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_head_bytes
-from agent.upload.link import LinkWatch, choose_part_size, install, long_read_timeout
-from agent.upload.queue import Job, Part, UploadQueue
+from agent.upload.link import LinkWatch, install, long_read_timeout
+from agent.upload.queue import Job, UploadQueue
 from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
@@ -241,128 +241,6 @@ def put_small(t: S3Target, job: Job, path: Path, unit_id: str) -> dict[str, Any]
         ChecksumAlgorithm="SHA256",
         ChecksumSHA256=b64_of_hex(job.sha256 or ""),
         Metadata=object_metadata(job, unit_id),
-    )
-
-
-def _server_parts(t: S3Target, job: Job) -> list[dict[str, Any]] | None:
-    """Parts the server holds for the job's UploadId; None if the upload is gone."""
-    parts: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"Bucket": t.bucket, "Key": job.key, "UploadId": job.upload_id}
-    while True:
-        try:
-            page = t.client.list_parts(**kwargs)
-        except botocore.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "NoSuchUpload":
-                return None
-            raise
-        parts.extend(page.get("Parts", []))
-        if not page.get("IsTruncated"):
-            return parts
-        kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
-
-
-def part_plan(size: int, part_size: int) -> list[tuple[int, int, int]]:
-    """(part number, offset, length) for every part of a file."""
-    return [(i + 1, off, min(part_size, size - off)) for i, off in enumerate(range(0, size, part_size))]
-
-
-def _already_there(t: S3Target, job: Job) -> bool:
-    """The job's object is in the bucket with its size and SHA-256 (False if we may not HEAD)."""
-    try:
-        head = t.client.head_object(Bucket=t.bucket, Key=job.key)
-    except botocore.exceptions.ClientError as err:
-        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (403, 404):
-            return False
-        raise
-    return head.get("ContentLength") == job.size and head.get("Metadata", {}).get("sha256") == job.sha256
-
-
-def _resume(
-    t: S3Target, job: Job, queue: UploadQueue, unit_id: str
-) -> tuple[str | None, int, dict[int, Part]]:
-    """Reconcile the persisted parts with ListParts; start a new upload if the old one is gone.
-
-    Returns (upload id, part size, parts in); (None, 0, {}) when the old upload was completed already:
-    nothing is left to send. A new upload's part size follows the measured link rate."""
-    if job.upload_id:
-        part_size = job.part_size or t.part_size
-        plan = {n: ln for n, _, ln in part_plan(job.size, part_size)}
-        server = _server_parts(t, job)
-        if server is not None:
-            mine = queue.parts(job.id)
-            good = []
-            for sp in server:
-                n = sp["PartNumber"]
-                if plan.get(n) == sp["Size"] and (n in mine or sp.get("ChecksumSHA256")):
-                    good.append(
-                        Part(n, sp["Size"], sp["ETag"], sp.get("ChecksumSHA256") or mine[n].checksum_sha256)
-                    )
-            queue.replace_parts(job.id, good)
-            log.info("%s: resuming upload with %d of %d parts already in", job.key, len(good), len(plan))
-            return job.upload_id, part_size, {p.number: p for p in good}
-        if _already_there(t, job):  # completed, but the answer was lost (link cut, kill -9)
-            log.info("%s: upload %s completed before its answer was lost; not sent again",
-                     job.key, job.upload_id)
-            queue.replace_parts(job.id, [])
-            queue.set_upload_id(job.id, None)
-            return None, 0, {}
-        log.warning("%s: multipart upload %s is gone; starting again", job.key, job.upload_id)
-        queue.add_stale(job.upload_id, job.key or "")
-    resp = t.client.create_multipart_upload(
-        Bucket=t.bucket,
-        Key=job.key,
-        ContentType=job.content_type or "application/octet-stream",
-        ChecksumAlgorithm="SHA256",
-        Metadata=object_metadata(job, unit_id),
-    )
-    part_size = choose_part_size(job.size, t.watch.rate.bytes_s, t.part_size)
-    queue.set_upload_id(job.id, resp["UploadId"], part_size)
-    log.info("%s: new multipart upload, %d MiB parts (link %s)", job.key, part_size // MIB,
-             f"{t.watch.rate.bytes_s * 8 / 1000:.0f} kbit/s" if t.watch.rate.bytes_s else "not measured yet")
-    return resp["UploadId"], part_size, {}
-
-
-def put_multipart(t: S3Target, job: Job, path: Path, queue: UploadQueue, unit_id: str) -> dict[str, Any]:
-    """Resumable multipart upload: only the parts the server lacks are sent; returns Complete's answer.
-
-    A part that fails is retried by the caller from that part on (never from zero), more patiently
-    and, after two failures in a row, paced just under the link rate."""
-    upload_id, part_size, done = _resume(t, job, queue, unit_id)
-    if upload_id is None:
-        return {}  # verify() checks the object with HEAD
-    for number, offset, length in part_plan(job.size, part_size):
-        if number in done:
-            continue
-        checksum = base64.b64encode(sha256_range(path, offset, length)).decode()  # streamed
-        failures = t.failures.get((job.id, number), 0)
-        try:
-            resp = _send(
-                t,
-                t.client.upload_part,
-                path,
-                offset,
-                length,
-                f"{job.key} part {number}",
-                patience=failures,
-                Bucket=t.bucket,
-                Key=job.key,
-                UploadId=upload_id,
-                PartNumber=number,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=checksum,
-            )
-        except Exception:
-            t.failures[(job.id, number)] = failures + 1
-            raise
-        t.failures.pop((job.id, number), None)
-        done[number] = Part(number, length, resp["ETag"], checksum)
-        queue.add_part(job.id, done[number])
-    parts = [
-        {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256}
-        for p in sorted(done.values(), key=lambda p: p.number)
-    ]
-    return t.client.complete_multipart_upload(
-        Bucket=t.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
     )
 
 

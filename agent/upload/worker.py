@@ -225,7 +225,11 @@ class UploadService:
             self._wake[lane].clear()  # cleared before looking, so a wake-up during the look is kept
             job = queue.next_job(lane, self.clock.time(), self.policy.refused_max_s * 2)
             if job is None:
-                if lane is Lane.BULK:
+                if lane is Lane.BULK:  # a clip waiting for its snapshot is readied meanwhile
+                    if waiting := queue.next_waiting_clip(self.clock.time(), self.policy.refused_max_s * 2):
+                        self._runner.prepare(ctx, waiting)
+                        if self._wake[lane].is_set():  # its snapshot went while it was readied
+                            continue
                     self._abort_stale(ctx)
                 self._wake[lane].wait(self.policy.poll_s)
                 continue

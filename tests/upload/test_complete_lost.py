@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.clock import SystemClock
 from agent.db import connect, db_path
-from agent.upload import s3
+from agent.upload import multipart, s3
 from agent.upload.budget import Meter, TokenBucket
 from agent.upload.link import LinkRate, LinkWatch
 from agent.upload.queue import JobKind, Lane, NewJob, UploadQueue
@@ -37,10 +37,10 @@ def test_a_lost_complete_answer_does_not_resend_the_clip(
     t = s3.S3Target(s3.make_client(cfg.upload, s3.ClockOffset(SystemClock())), bucket,
                     TokenBucket(0, SystemClock(), threading.Event()), Meter(), 5 * MIB, 8 * MIB,
                     LinkWatch(SystemClock(), threading.Event(), LinkRate()), 5.0)
-    s3.put_multipart(t, job, data / clip.path, q, UNIT)  # completed; its answer never reaches the lane
+    multipart.put_multipart(t, job, data / clip.path, q, UNIT)  # completed; its answer never reaches the lane
     assert t.meter.take_all() == clip.size
 
-    written = s3.put_multipart(t, q.get(job.id), data / clip.path, q, UNIT)  # the retry
+    written = multipart.put_multipart(t, q.get(job.id), data / clip.path, q, UNIT)  # the retry
     assert t.meter.take_all() == 0, "the whole clip was sent again"
     assert s3.verify(t, q.get(job.id), written, [True]) == "head"
     assert s3_admin.get_object(Bucket=bucket, Key=key)["Body"].read() == (data / clip.path).read_bytes()

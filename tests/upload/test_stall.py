@@ -188,3 +188,39 @@ def test_the_wait_for_100_continue_is_not_a_stall() -> None:
         assert t.check(0.1) is None  # registered: the clock starts
         assert t.check(1.9) is None  # headers out, waiting up to 1 s for "100 Continue", plus the stall time
         assert t.check(2.2) is not None
+
+
+def clip_upload_id(data: Path) -> str | None:
+    conn = connect(db_path(data))
+    try:
+        row = conn.execute("SELECT upload_id FROM upload_jobs WHERE kind = 'clip'").fetchone()
+        return row["upload_id"] if row else None
+    finally:
+        conn.close()
+
+
+def test_a_clip_is_readied_while_its_snapshot_crosses_the_link(
+    tmp_path: Path, proxy: FaultProxy, bucket: str, s3_admin: Any
+) -> None:
+    """The snapshot goes first; meanwhile the bulk lane checks the clip and creates its upload, so the
+    clip's first part follows the snapshot without a round trip. Nothing is sent twice."""
+    data = tmp_path / "data"
+    cfg = make_config(data, proxy.url, bucket, part_size_mb=5, multipart_threshold_mb=5)
+    proxy.link.rate_bps, proxy.link.latency_s = 4e6, 0.025  # the 4 MB snapshot takes 8 s
+    rec = publish(data, time.time() - 600, os.urandom(CLIP), snapshot=os.urandom(4_000_000))
+    svc = UploadService(cfg, SystemClock(), FAST)
+    svc.start()
+    try:
+        wait_until(lambda: clip_upload_id(data) is not None, 30, "the clip's upload created ahead")
+        snapshot = object_prefix(cfg, rec) + "snapshot.jpg"
+        assert snapshot not in objects(s3_admin, bucket), "the clip was readied only after its snapshot"
+        assert parts_in(data) == 0  # readied, not sent: the snapshot still crosses the link first
+        proxy.link.rate_bps = 0
+        wait_until(lambda: arrived(s3_admin, bucket, cfg, rec), 60, "the clip")
+    finally:
+        svc.stop()
+        assert svc.join(10)
+    check_clip(s3_admin, bucket, cfg, rec, data)
+    resent = proxy.link.bytes_up - payload(data, rec)
+    assert resent < 64 * 1024, f"re-sent {resent} bytes"  # HTTP headers only
+    assert not s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads"), "an upload left behind"
