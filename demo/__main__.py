@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--drain-timeout", type=float, default=240.0, help="longest wait for uploads")
     check.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)
+    # Ctrl-C stops the demo even when started from a shell that ignores SIGINT for background jobs
+    # (Python keeps an inherited SIG_IGN, and the demo would then run on until killed).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     return int(args.func(args))

@@ -115,6 +115,7 @@ def s3_settings(tmp_path: Path, database_url: str, s3_endpoint: str, **extra: ob
     from control_room.config import Settings
     from tests.control_room.conftest import SECRET  # conftest imports this module: import late
 
+    extra.setdefault("map_tile_url", "")  # the offline map: a test reaches nothing outside this machine
     return Settings(
         instance_dir=tmp_path,
         database_url=database_url,

@@ -123,6 +123,7 @@ def settings(tmp_path: Path, moto: str, bucket: str, smtp: tuple[int, Mailbox]) 
         smtp_port=smtp[0],
         smtp_starttls=False,
         evidence_org="Hertfordshire CCTV Partnership",
+        map_tile_url="",  # the offline map: street tiles would fail name resolution here (console errors)
     )
 
 
