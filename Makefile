@@ -36,9 +36,10 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check agent control_room protocol provisioning tests benchmarks demo
 
-# Tests run on every core (pytest-xdist, work stealing: the long system and browser tests do not hold
-# up the rest); a hung test fails after 15 minutes instead of eating CI's 90.
-TEST_WORKERS ?= auto
+# Tests run in parallel (pytest-xdist): two workers per core, since most tests wait on real time
+# (throttled links, real-time footage, booting systems) rather than compute; tests/conftest.py starts
+# the longest first. A hung test fails after 15 minutes instead of eating CI's 90.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 test: system-deps $(STAMP) lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist load --durations=25
