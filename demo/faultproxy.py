@@ -31,6 +31,7 @@ class LinkState:
         None  # answer like S3 (403 RequestTimeTooSkewed) to a request signed too far off
     )
     bytes_up: int = 0  # client -> server bytes forwarded (what the uplink carried)
+    bytes_up_sent: int = 0  # client -> proxy bytes: what the unit put on the link, forwarded or not
     bytes_down: int = 0
     resets: int = 0
     refused: int = 0  # connections refused while cut
@@ -175,6 +176,8 @@ class FaultProxy:
         try:
             while not sender.done():
                 data = await reader.read(CHUNK)
+                if way == "up":
+                    self.link.bytes_up_sent += len(data)
                 await fifo.put((time.monotonic(), data))
                 if not data:
                     break
