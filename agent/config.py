@@ -148,7 +148,7 @@ class MotionConfig(Section):
         0.05, gt=0, le=1, description="smoothing of the 4th/96th percentile contrast stretch per frame"
     )
     slow_window_s: float = Field(
-        0.0, ge=0, le=60, description="slow movers: compare with the scene this long ago (0 = off; try 8)"
+        8.0, ge=0, le=60, description="slow movers: compare with the scene this long ago (0 = off)"
     )
 
 

@@ -230,6 +230,8 @@ class MotionDetector(SlowMovers):
         lighting = np.where(counted[labels], 0, changed).astype(np.uint8)
         still_mask = np.where(still[labels], changed, 0).astype(np.uint8)
         self._mask = changed - lighting
+        # Fast movers (not the slow ones): their pixels are no slow-mover evidence for a window.
+        self._fast = np.where((live & ~slowly)[labels], changed, 0).astype(np.uint8)
         for box, a, blob in self._scene_movers(changed):
             boxes.append(box)
             area += a

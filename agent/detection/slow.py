@@ -31,6 +31,7 @@ class SlowMovers:
     cfg: MotionConfig
     work: tuple[int, int]
     _mask: np.ndarray | None
+    _fast: np.ndarray | None
     _min_area: float
     _threshold: float
     _valid: np.ndarray
@@ -49,6 +50,8 @@ class SlowMovers:
         self._acc: np.ndarray | None = None
         self._acc_clip: np.ndarray | None = None
         self._acc_jump: np.ndarray | None = None
+        self._acc_fast: np.ndarray | None = None
+        self._fast = None  # pixels of fast (frame-to-frame) movers in the last analysed frame
         self._acc_n = 0
         self._acc_t = 0.0
         self._slow: np.ndarray | None = None  # changed since slow_window_s back, or None
@@ -71,23 +74,26 @@ class SlowMovers:
             return
         clipped = cv2.bitwise_or(cv2.compare(prepared, 250, cv2.CMP_GE), cv2.compare(prepared, 5, cv2.CMP_LE))
         jumped = cv2.morphologyEx(moving, cv2.MORPH_OPEN, _KERNEL3)
-        if self._acc is None or self._acc_clip is None or self._acc_jump is None:
+        fast = self._fast if self._fast is not None else np.zeros_like(jumped)
+        if self._acc is None or self._acc_clip is None or self._acc_jump is None or self._acc_fast is None:
             self._acc, self._acc_n, self._acc_t = frame.astype(np.float32), 1, t
-            self._acc_clip, self._acc_jump = clipped, jumped
+            self._acc_clip, self._acc_jump, self._acc_fast = clipped, jumped, fast
         else:
             cv2.accumulate(frame, self._acc)
             self._acc_clip = cv2.bitwise_or(self._acc_clip, clipped)
             self._acc_jump = cv2.bitwise_or(self._acc_jump, jumped)
+            self._acc_fast = cv2.bitwise_or(self._acc_fast, fast)
             self._acc_n += 1
         if t - self._acc_t < _SLOW_BLOCK_S * 0.95:
             return
         block_s = t - self._acc_t
         recent = cv2.convertScaleAbs(self._acc, alpha=1.0 / self._acc_n)
         recent_clip = cv2.dilate(self._acc_clip, _KERNEL3)
-        self._blocks.append((self._acc_t, recent, recent_clip, self._acc_jump))
-        self._acc = self._acc_clip = self._acc_jump = None
+        fast_union = cv2.dilate(self._acc_fast, _KERNEL3)
+        self._blocks.append((self._acc_t, recent, recent_clip, cv2.bitwise_or(self._acc_jump, fast_union)))
+        self._track_scene(recent, recent_clip, self._acc_jump, fast_union, block_s)
+        self._acc = self._acc_clip = self._acc_jump = self._acc_fast = None
         newest_t = self._blocks[-1][0]
-        self._track_scene(recent, recent_clip, self._blocks[-1][3], block_s)
         while len(self._blocks) > 2 and newest_t - self._blocks[1][0] >= window:
             self._blocks.popleft()
         old_t, old, old_clip, _ = self._blocks[0]
@@ -95,13 +101,13 @@ class SlowMovers:
             return
         old = self._match_light(old, recent)
         unsure = cv2.bitwise_or(recent_clip, old_clip)
-        for _t, _f, _c, jumps in list(self._blocks)[1:]:
+        for _t, _f, _c, jumps in self._blocks:  # the old block's too: traffic that has just left
             unsure = cv2.bitwise_or(unsure, jumps)
         self._slow = cv2.subtract(self._changed(recent, old), cv2.dilate(unsure, _KERNEL3))
         self._slow_pair = (recent, old)
 
     def _track_scene(self, recent: np.ndarray, clipped: np.ndarray, jumped: np.ndarray,
-                     block_s: float) -> None:
+                     fast: np.ndarray, block_s: float) -> None:
         """The scene: a background _SCENE_TAU times slower than slow_window_s, left alone where motion
         was counted. The background proper takes in a flat-coloured crawler within seconds; the
         scene does not, so the crawler stays a blob (a passing car is gone from both). What jumped
@@ -112,9 +118,8 @@ class SlowMovers:
             return
         scene = cv2.convertScaleAbs(self._scene)
         self._off_scene = cv2.subtract(self._changed(self._match_light(recent, scene), scene), clipped)
-        free = np.full(recent.shape, 255, np.uint8)
-        if self._mask is not None:
-            free = cv2.bitwise_not(cv2.dilate(self._mask, _KERNEL3))
+        busy = fast if self._mask is None else cv2.bitwise_or(fast, cv2.dilate(self._mask, _KERNEL3))
+        free = cv2.bitwise_not(busy)  # never where anything was counted during the block
         tau = _SCENE_TAU * self.cfg.slow_window_s
         cv2.accumulateWeighted(recent, self._scene, self._alpha(block_s, tau), mask=free)
         jumped = cv2.bitwise_and(cv2.dilate(jumped, _KERNEL3), free)

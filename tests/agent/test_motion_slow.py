@@ -27,7 +27,7 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return empty, patch, alpha
 
 
-SLOW = MotionConfig(slow_window_s=8.0)  # opt-in for now (docs/motion.md)
+SLOW = MotionConfig()  # the slow-mover check is on by default (slow_window_s = 8)
 
 
 def _flags(frames: list[np.ndarray], cfg: MotionConfig = SLOW) -> list[bool]:
@@ -46,8 +46,8 @@ def test_a_person_moving_at_2_px_per_second_is_caught(scene) -> None:
     assert first is not None, "a person moving at 2 px/s was never caught"
     assert (first - LEAD) / FPS <= 15.0  # measured 8.4 s
     assert sum(flags[first:]) >= 0.6 * len(flags[first:])  # and mostly followed from then on
-    # Without the slow-mover check (the default) the running-average background takes the person in.
-    assert not any(_flags(frames, MotionConfig()))
+    # Without the slow-mover check (slow_window_s = 0) the running-average background takes the person in.
+    assert not any(_flags(frames, MotionConfig(slow_window_s=0)))
 
 
 @pytest.mark.parametrize("name", sorted(NUISANCES))
