@@ -48,12 +48,25 @@ def motion(r: dict[str, Any]) -> Any:
     names = [("ours", "ours"), ("mog2", "OpenCV MOG2"), ("frame_mse", "frame MSE\n(picamera2 example)")]
     labels = [label for _, label in names]
     colours = [OURS, BASE, BASE]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    slow = r.get("slow_movers")
+    fig, axes = plt.subplots(1, 3 if slow else 2, figsize=(13.5 if slow else 9, 3.4))
+    a, b = axes[0], axes[1]
     _bars(a, labels, [r[k]["f1"] for k, _ in names], "{:.2f}", colours)
     a.set_ylim(0, 1.1)
     a.set_title(f"event F1 over {r['ours']['true_events']} real-footage events")
     _bars(b, labels, [r[k]["ms_per_frame"] for k, _ in names], "{:.2f} ms", colours)
     b.set_title("cost per 320x240 frame (ms, lower is better)")
+    if slow:
+        c = axes[2]
+        rows = [("ours", "ours"), ("ours_without_slow_path", "ours without\nslow path"), *names[1:]]
+        _bars(c, [label for _, label in rows], [slow[k]["all"]["recall"] for k, _ in rows], "{:.2f}",
+              [OURS, OTHER, BASE, BASE])
+        for i, (k, _) in enumerate(rows):
+            c.annotate(f"{slow[k]['all']['false_events']} false", (i, 0.03), ha="center", fontsize=8,
+                       color="white")
+        c.set_ylim(0, 1.1)
+        c.tick_params(axis="x", labelsize=7)
+        c.set_title(f"slow movers caught ({slow['ours']['all']['sequences']} at 1-4 px/s)")
     fig.suptitle("Motion detection: accuracy and cost against the baselines (motion.json)", fontsize=11)
     return fig
 

@@ -146,7 +146,7 @@ class MotionDetector(SlowMovers):
             cv2.accumulateWeighted(frame, self._bg, self._alpha(dt, self.cfg.calibration_tau_s))
             return self._result(t, 0.0, [], raw=False, calibrating=True)
         moving = cv2.threshold(cv2.absdiff(frame, prev), self._threshold, 255, cv2.THRESH_BINARY)[1]
-        self._track_slow(frame_c, frame, moving, t)
+        self._track_slow(t)
         boxes, area, still, lighting = self._blobs(changed, moving, frame_c)
         self._update_background(frame, changed, still, lighting, dt)
         score = min(1.0, area / self._zone_area)
@@ -176,6 +176,9 @@ class MotionDetector(SlowMovers):
             self._lo += k * (lo - self._lo)
             self._hi += k * (hi - self._hi)
         span = max(self._hi - self._lo, 16.0)
+        if self.cfg.slow_window_s > 0:  # the slow-mover path works on unstretched levels
+            self._raw = cv2.GaussianBlur(gray, (5, 5), 0)
+            self._raw_span = span
         stretched = _linear(gray, 255.0 / span, -self._lo * 255.0 / span)
         return cv2.GaussianBlur(stretched, (5, 5), 0)
 
@@ -196,11 +199,12 @@ class MotionDetector(SlowMovers):
             return frame
         return _linear(frame, gain, offset)
 
-    def _changed(self, frame: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    def _changed(self, frame: np.ndarray, ref: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Binary change mask of frame against ref, tolerant of a 1 px shake (min/max envelope)."""
         above = cv2.subtract(frame, cv2.dilate(ref, _KERNEL3))
         below = cv2.subtract(cv2.erode(ref, _KERNEL3), frame)
-        _, changed = cv2.threshold(cv2.max(above, below), self._threshold, 255, cv2.THRESH_BINARY)
+        level = self._threshold if threshold is None else threshold
+        _, changed = cv2.threshold(cv2.max(above, below), level, 255, cv2.THRESH_BINARY)
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL3)
         changed = cv2.bitwise_and(changed, self._valid)
         return cv2.dilate(changed, _KERNEL3)

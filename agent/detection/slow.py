@@ -22,6 +22,10 @@ Box = tuple[float, float, float, float]
 _KERNEL3 = np.ones((3, 3), np.uint8)
 _SLOW_BLOCK_S = 1.0  # slow movers: frames are averaged over blocks this long ...
 _SLOW_HITS = 0.05  # ... and a still blob with this fraction changed since the block slow_window_s back moves
+_SLOW_LEVEL = 0.5  # of the frame threshold, between 1 s block averages (noise halved)
+_HOLD = 0.5  # a confirmed slow mover is held this many slow_window_s ...
+_RELIT_JUMP = 0.2  # more of the area than this jumping in one frame is a light change: start afresh
+_HOLD_MARGIN = 2  # ... where a blob still differing from the scene is within this many work pixels of it
 _SCENE_TAU = 8.0  # the scene background's time constant, in slow_window_s
 
 
@@ -35,13 +39,22 @@ class SlowMovers:
     _min_area: float
     _threshold: float
     _valid: np.ndarray
+    _zone_area: float
+    _raw: np.ndarray  # the analysed frame shrunk and blurred, not stretched (set by _prepare)
+    _raw_span: float  # grey levels the contrast stretch spreads over 0..255
 
-    def _changed(self, frame: np.ndarray, ref: np.ndarray) -> np.ndarray: ...  # MotionDetector's
+    def _changed(self, frame: np.ndarray, ref: np.ndarray, threshold: float | None = None
+                 ) -> np.ndarray: ...  # MotionDetector's
     def _match_light(self, frame: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray: ...
 
     @staticmethod
     def _alpha(dt: float, tau: float) -> float:
         return 1.0 - math.exp(-dt / tau)
+
+    def _slow_level(self) -> float:
+        """Change threshold between 1 s block averages: lower than between frames (averaging
+        five frames halves the noise), so a dark figure on a dark lawn still shows."""
+        return _SLOW_LEVEL * self._threshold * self._raw_span / 255.0
 
     def _forget_slow(self) -> None:
         """Drop the slow-mover history (after a start, a gap or a global light change)."""
@@ -52,14 +65,19 @@ class SlowMovers:
         self._acc_jump: np.ndarray | None = None
         self._acc_fast: np.ndarray | None = None
         self._fast = None  # pixels of fast (frame-to-frame) movers in the last analysed frame
+        self._raw_prev: np.ndarray | None = None
         self._acc_n = 0
         self._acc_t = 0.0
         self._slow: np.ndarray | None = None  # changed since slow_window_s back, or None
         self._slow_pair: tuple[np.ndarray, np.ndarray] | None = None  # (recent, old matched to it)
         self._scene: np.ndarray | None = None  # a much slower background, updated once a block
         self._off_scene: np.ndarray | None = None  # the newest block's change against it
+        self._reseed: np.ndarray | None = None  # jumped lately: the scene is relearnt there once steady
+        self._steady_s: np.ndarray | None = None  # seconds since each pixel last jumped
+        self._held: list[tuple[int, int, int, int, float]] = []  # (x0, y0, x1, y1, until t) confirmed
+        self._now = 0.0
 
-    def _track_slow(self, frame: np.ndarray, prepared: np.ndarray, moving: np.ndarray, t: float) -> None:
+    def _track_slow(self, t: float) -> None:
         """Slow movers (a person crawling at 2 px/s at 480 px width): so slow that they do not differ
         from the last frame and the background takes them in. Frames are averaged over 1 s blocks
         (noise falls by half) and the newest block is compared with the one slow_window_s before,
@@ -72,8 +90,29 @@ class SlowMovers:
         window = self.cfg.slow_window_s
         if window <= 0:
             return
-        clipped = cv2.bitwise_or(cv2.compare(prepared, 250, cv2.CMP_GE), cv2.compare(prepared, 5, cv2.CMP_LE))
+        self._now = t
+        self._held = [h for h in self._held if h[4] >= t]
+        frame, prev = self._raw, self._raw_prev
+        self._raw_prev = frame
+        if prev is None:
+            return
+        clipped = cv2.bitwise_or(cv2.compare(frame, 250, cv2.CMP_GE), cv2.compare(frame, 5, cv2.CMP_LE))
+        # Jumped: changed from the last frame by the slow-mover threshold (lower than the frame one).
+        moving = cv2.threshold(cv2.absdiff(frame, prev), self._slow_level(), 255, cv2.THRESH_BINARY)[1]
         jumped = cv2.morphologyEx(moving, cv2.MORPH_OPEN, _KERNEL3)
+        if cv2.countNonZero(jumped) > _RELIT_JUMP * self._zone_area:
+            # A light change (an IR switch, lights on) that the global guard let through: levels
+            # on either side of it cannot be compared at the slow threshold. Drop the blocks and
+            # hold the whole scene unknown until it is steady again (not relearnt from this frame:
+            # it may be a lorry).
+            self._blocks.clear()
+            self._slow = self._slow_pair = None
+            self._held = []
+            self._acc = self._acc_clip = self._acc_jump = self._acc_fast = None
+            if self._reseed is not None and self._steady_s is not None:
+                self._reseed[:] = 255
+                self._steady_s[:] = 0.0
+            return
         fast = self._fast if self._fast is not None else np.zeros_like(jumped)
         if self._acc is None or self._acc_clip is None or self._acc_jump is None or self._acc_fast is None:
             self._acc, self._acc_n, self._acc_t = frame.astype(np.float32), 1, t
@@ -103,27 +142,39 @@ class SlowMovers:
         unsure = cv2.bitwise_or(recent_clip, old_clip)
         for _t, _f, _c, jumps in self._blocks:  # the old block's too: traffic that has just left
             unsure = cv2.bitwise_or(unsure, jumps)
-        self._slow = cv2.subtract(self._changed(recent, old), cv2.dilate(unsure, _KERNEL3))
+        changed = self._changed(recent, old, self._slow_level())
+        self._slow = cv2.subtract(changed, cv2.dilate(unsure, _KERNEL3))
         self._slow_pair = (recent, old)
 
     def _track_scene(self, recent: np.ndarray, clipped: np.ndarray, jumped: np.ndarray,
                      fast: np.ndarray, block_s: float) -> None:
-        """The scene: a background _SCENE_TAU times slower than slow_window_s, left alone where motion
-        was counted. The background proper takes in a flat-coloured crawler within seconds; the
-        scene does not, so the crawler stays a blob (a passing car is gone from both). What jumped
-        from one frame to the next in the block (a light switched on, an IR switch) is taken into
-        the scene at once: a slow mover never jumps."""
-        if self._scene is None:
+        """The scene: a background _SCENE_TAU times slower than slow_window_s, never updated where
+        motion was counted during the block. The background proper takes in a flat-coloured crawler
+        within seconds; the scene does not, so the crawler stays a blob, and a slow mover counts
+        only while it is present, i.e. differs from the scene. Where something jumped from one
+        frame to the next (a car, a light switched on, an IR switch, a clock overlay) the scene is
+        unknown, so nothing there is present, until it has stayed steady for a whole window; then
+        it is relearnt at once. A transient never settles and never gets into the scene."""
+        if self._scene is None or self._reseed is None or self._steady_s is None:
             self._scene = recent.astype(np.float32)
+            self._reseed = np.zeros(recent.shape, np.uint8)
+            self._steady_s = np.zeros(recent.shape, np.float32)
             return
-        scene = cv2.convertScaleAbs(self._scene)
-        self._off_scene = cv2.subtract(self._changed(self._match_light(recent, scene), scene), clipped)
         busy = fast if self._mask is None else cv2.bitwise_or(fast, cv2.dilate(self._mask, _KERNEL3))
-        free = cv2.bitwise_not(busy)  # never where anything was counted during the block
+        free = cv2.bitwise_not(busy)
+        jumped = cv2.dilate(jumped, _KERNEL3)
+        self._steady_s += block_s
+        self._steady_s[jumped > 0] = 0.0
+        settled = cv2.compare(self._steady_s, self.cfg.slow_window_s, cv2.CMP_GE)
+        settled = cv2.bitwise_and(cv2.bitwise_and(self._reseed, settled), free)
+        cv2.accumulateWeighted(recent, self._scene, 1.0, mask=settled)
+        self._reseed = cv2.bitwise_or(cv2.subtract(self._reseed, settled), jumped)
+        scene = cv2.convertScaleAbs(self._scene)
+        off = self._changed(self._match_light(recent, scene), scene, self._slow_level())
+        self._off_scene = cv2.subtract(off, cv2.bitwise_or(clipped, self._reseed))
         tau = _SCENE_TAU * self.cfg.slow_window_s
-        cv2.accumulateWeighted(recent, self._scene, self._alpha(block_s, tau), mask=free)
-        jumped = cv2.bitwise_and(cv2.dilate(jumped, _KERNEL3), free)
-        cv2.accumulateWeighted(recent, self._scene, 1.0, mask=jumped)
+        cv2.accumulateWeighted(recent, self._scene, self._alpha(block_s, tau),
+                               mask=cv2.subtract(free, self._reseed))
 
     def _scene_movers(self, changed: np.ndarray) -> list[tuple[Box, float, np.ndarray]]:
         """Slow movers the background has already taken in (a flat-coloured crawler over a flat
@@ -155,12 +206,25 @@ class SlowMovers:
         keep matching the earlier frame (the beam test of fast blobs)."""
         if self._slow is None or self._slow_pair is None or self._off_scene is None:
             return False
-        # Only what also differs from the slow scene: the background's own after-image of passing
-        # traffic (the newest block is back to the scene) is not a slow mover.
-        changed = sel & (self._slow[win] > 0) & (self._off_scene[win] > 0)
-        hits = int(np.count_nonzero(changed))
-        if hits < max(0.5 * self._min_area, _SLOW_HITS * int(np.count_nonzero(sel))):
+        # Present: enough of the blob differs from the slow scene now. Neither the background's
+        # after-image of traffic that has left nor a figure that has walked off is.
+        present = sel & (self._off_scene[win] > 0)
+        if self._acc_jump is not None:  # and not what jumped since the last block (an IR switch)
+            present &= self._acc_jump[win] == 0
+        if np.count_nonzero(present) < 0.5 * self._min_area:
             return False
-        recent, old = self._slow_pair
-        ncc, textured = local_ncc(recent[win], old[win])
-        return not relit(ncc[changed], textured[changed])
+        changed = present & (self._slow[win] > 0)
+        hits = int(np.count_nonzero(changed))
+        y, x = win[0].start, win[1].start
+        box = (x, y, x + sel.shape[1], y + sel.shape[0])
+        if hits >= max(0.5 * self._min_area, _SLOW_HITS * int(np.count_nonzero(sel))):
+            recent, old = self._slow_pair
+            ncc, textured = local_ncc(recent[win], old[win])
+            if not relit(ncc[changed], textured[changed]):
+                self._held.append((*box, self._now + _HOLD * self.cfg.slow_window_s))
+                return True
+        # Hysteresis: a slow mover confirmed here lately stays one while it is present, so a block
+        # that happens to show too little of its edge does not break the event.
+        m = _HOLD_MARGIN
+        return any(box[0] - m <= h[2] and h[0] - m <= box[2] and box[1] - m <= h[3] and h[1] - m <= box[3]
+                   for h in self._held)
