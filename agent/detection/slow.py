@@ -75,6 +75,8 @@ class SlowMovers:
         self._reseed: np.ndarray | None = None  # jumped lately: the scene is relearnt there once steady
         self._steady_s: np.ndarray | None = None  # seconds since each pixel last jumped
         self._held: list[tuple[int, int, int, int, float]] = []  # (x0, y0, x1, y1, until t) confirmed
+        self._cands: list[tuple[int, int, int, int, int]] = []  # (x0, y0, x1, y1, comparison no.)
+        self._compared = 0  # block comparisons made
         self._now = 0.0
 
     def _track_slow(self, t: float) -> None:
@@ -145,6 +147,8 @@ class SlowMovers:
         changed = self._changed(recent, old, self._slow_level())
         self._slow = cv2.subtract(changed, cv2.dilate(unsure, _KERNEL3))
         self._slow_pair = (recent, old)
+        self._compared += 1
+        self._cands = [c for c in self._cands if c[4] >= self._compared - 1]
 
     def _track_scene(self, recent: np.ndarray, clipped: np.ndarray, jumped: np.ndarray,
                      fast: np.ndarray, block_s: float) -> None:
@@ -221,8 +225,15 @@ class SlowMovers:
             recent, old = self._slow_pair
             ncc, textured = local_ncc(recent[win], old[win])
             if not relit(ncc[changed], textured[changed]):
-                self._held.append((*box, self._now + _HOLD * self.cfg.slow_window_s))
-                return True
+                # Start only on evidence here in two block comparisons running (a one-off, such as
+                # the edge of a window sliding past a light change, is not enough).
+                m = _HOLD_MARGIN
+                again = any(box[0] - m <= c[2] and c[0] - m <= box[2] and box[1] - m <= c[3]
+                            and c[1] - m <= box[3] and c[4] == self._compared - 1 for c in self._cands)
+                self._cands.append((*box, self._compared))
+                if again:
+                    self._held.append((*box, self._now + _HOLD * self.cfg.slow_window_s))
+                    return True
         # Hysteresis: a slow mover confirmed here lately stays one while it is present, so a block
         # that happens to show too little of its edge does not break the event.
         m = _HOLD_MARGIN
