@@ -133,12 +133,17 @@ def evidence(r: dict[str, Any]) -> Row:
             f"`sha512sum` {r['baseline_sha256sum_sha512sum_s']:.1f} s")
 
 
-def agent_resources(r: dict[str, Any]) -> Row:
+def _resources_cell(r: dict[str, Any]) -> str:
     cpu = r.get("cpu_percent_of_one_core")
-    return ("agent memory and CPU recording 720p at 10 fps (`agent_resources.json`)",
-            f"peak RSS {r['rss_mb']:.0f} MB, growth {r['rss_growth_mb_per_hour']:.1f} MB/hour"
-            + (f", CPU {cpu:.0f} % of one core" if isinstance(cpu, int | float) else ""),
-            "-")
+    return (f"peak RSS {r['rss_mb']:.0f} MB, growth {r['rss_growth_mb_per_hour']:.1f} MB/hour"
+            + (f", CPU {cpu:.0f} % of one core" if isinstance(cpu, int | float) else ""))
+
+
+def agent_resources(r: dict[str, Any]) -> Row:
+    before = r.get("before")
+    rev = (r.get("_meta") or {}).get("before_revision")
+    return ("agent memory and CPU recording 720p at 10 fps (`agent_resources.json`)", _resources_cell(r),
+            f"the agent before this work ({rev}), same run: {_resources_cell(before)}" if before else "-")
 
 
 ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [

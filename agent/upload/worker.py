@@ -2,7 +2,7 @@
 snapshots, notifications; bulk: clips) that take jobs from the durable queue; job.py runs each job.
 
 Threads talk only through agent.db and wake events; each thread has its own sqlite connection and
-boto3 client. The service owns the loops; what happens to one job (retries included) is job.py's.
+botocore S3 client. The service owns the loops; what happens to one job (retries included) is job.py's.
 """
 
 from __future__ import annotations
