@@ -221,9 +221,12 @@ def test_sigkill_at_queue_chosen_points_loses_and_duplicates_nothing(
     ]
     verify_chain(manifests)  # kills during intake never broke or forked the manifest chain
 
-    # the budget counted what crossed the link, re-sends included, kills notwithstanding
-    # (what the unit put on the link, as a SIM's meter counts it: a killed connection's last chunks reach
-    # the proxy but are never forwarded to S3, up to 1 MB over 20 kills, which the budget must count too)
+    # The budget counted what crossed the link, re-sends included, kills notwithstanding: never under
+    # (what the issue found: 135 MB counted for 250 MB sent). Over by at most 2 % plus one kernel send
+    # buffer: the meter counts bytes as they are handed to the socket, and a kill -9 can discard what
+    # the kernel still held (up to tcp_wmem's maximum) unsent; one CI run had 3.9 MB (5.6 %) so.
     used, sent = budget_used(data), proxy.link.bytes_up_sent
-    assert abs(used - sent) <= 0.02 * sent, (
-        f"budget {used} bytes, the unit sent {sent}, S3 was forwarded {proxy.link.bytes_up}")
+    wmem_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    detail = f"budget {used} bytes, the unit sent {sent}, S3 was forwarded {proxy.link.bytes_up}"
+    assert used >= 0.98 * sent, detail
+    assert used - sent <= 0.02 * sent + wmem_max, detail
