@@ -6,8 +6,6 @@ Used for the request's progress and by the package builder; keys follow agent/up
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import posixpath
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from control_room.errors import ControlRoomError
 from control_room.evidence.models import DisclosureRequest, UnitSigningKey
 from control_room.evidence.signing import SignatureError, verify_unit_manifest
 from control_room.models import Event, Instruction, Unit
+from control_room.web.footage import checksum_hex
 from protocol.times import parse_aware
 
 CHUNK = 1024 * 1024
@@ -69,15 +68,6 @@ def records(db: Session, req: DisclosureRequest, s3_prefix: str) -> list[RecordR
             continue
         out.append(RecordRef(ev.unit, eid, posixpath.dirname(manifest["key"]) + "/"))
     return out
-
-
-def checksum_hex(value: Any) -> str | None:
-    if not isinstance(value, str) or "-" in value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _missing(exc: Exception) -> bool:

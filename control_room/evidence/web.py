@@ -255,15 +255,34 @@ def _package_or_404(req: DisclosureRequest, pid: int) -> EvidencePackage:
     return pkg
 
 
+def _deliverable(rid: int, pid: int) -> tuple[DisclosureRequest, EvidencePackage]:
+    """The request and package behind a delivery action, 404 outside the user's councils or 403 without
+    the council's "deliver" permission."""
+    req = _request_or_404(rid)
+    roles.require_allowed(common.db(), "deliver", req.council_id)
+    return req, _package_or_404(req, pid)
+
+
+def send_package(pkg: EvidencePackage) -> Response:
+    """The package's zip as an attachment named after its exhibit reference (Range and conditional
+    requests answered by werkzeug)."""
+    from flask import send_file
+
+    return send_file(
+        package.package_path(evidence_dir(), pkg),
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"{pkg.exhibit_ref}.zip",
+        conditional=True,
+        max_age=0,
+    )
+
+
 @bp.route("/<int:rid>/packages/<int:pid>.zip")
 @require("fleet")
 def download_package(rid: int, pid: int) -> Response:
-    from flask import send_file
-
-    req = _request_or_404(rid)
+    req, pkg = _deliverable(rid, pid)
     db = common.db()
-    roles.require_allowed(db, "deliver", req.council_id)
-    pkg = _package_or_404(req, pid)
     note(
         db,
         req.council_id,
@@ -275,14 +294,7 @@ def download_package(rid: int, pid: int) -> Response:
         detail={"exhibit": pkg.exhibit_ref, "range": request.headers.get("Range", "")[:64]},
     )
     db.commit()
-    return send_file(
-        package.package_path(evidence_dir(), pkg),
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name=f"{pkg.exhibit_ref}.zip",
-        conditional=True,
-        max_age=0,
-    )
+    return send_package(pkg)
 
 
 __all__ = ["bp", "evidence_dir", "signing_key", "RequestState"]

@@ -15,7 +15,7 @@ from control_room.auth import require
 from control_room.evidence import delivery, holds, mail, package, roles, share
 from control_room.evidence.models import EvidenceHold, PoliceStore, ShareLink
 from control_room.evidence.register import note
-from control_room.evidence.web import _ip, _package_or_404, _request_or_404, bp, evidence_dir
+from control_room.evidence.web import _deliverable, _ip, _request_or_404, bp, evidence_dir
 from control_room.web import common
 from control_room.web.footage import s3_client
 
@@ -23,10 +23,8 @@ from control_room.web.footage import s3_client
 @bp.route("/<int:rid>/packages/<int:pid>/share", methods=["POST"])
 @require("fleet")
 def create_share(rid: int, pid: int) -> Any:
-    req = _request_or_404(rid)
+    req, pkg = _deliverable(rid, pid)
     db = common.db()
-    roles.require_allowed(db, "deliver", req.council_id)
-    pkg = _package_or_404(req, pid)
     s = common.settings()
     f = request.form
     try:
@@ -112,10 +110,8 @@ def revoke_share(sid: int) -> Any:
 @bp.route("/<int:rid>/packages/<int:pid>/push", methods=["POST"])
 @require("fleet")
 def push(rid: int, pid: int) -> Any:
-    req = _request_or_404(rid)
+    req, pkg = _deliverable(rid, pid)
     db = common.db()
-    roles.require_allowed(db, "deliver", req.council_id)
-    pkg = _package_or_404(req, pid)
     store = db.get(PoliceStore, request.form.get("store_id", type=common.db_int) or -1)
     if store is None or not store.active or store.council_id not in (None, req.council_id):
         abort(404)

@@ -22,7 +22,7 @@ from flask import (
 )
 
 from control_room import audit
-from control_room.evidence import mail, package, share
+from control_room.evidence import mail, share
 from control_room.evidence.models import ShareLink
 from control_room.evidence.register import note
 from control_room.web import common
@@ -226,9 +226,7 @@ def confirm_receipt(token: str) -> Any:
 
 @bp.route("/<token>/download")
 def download(token: str) -> Response:
-    from flask import send_file
-
-    from control_room.evidence.web import evidence_dir
+    from control_room.evidence.web import send_package
 
     link = _link(token, "download")
     db = common.db()
@@ -251,11 +249,4 @@ def download(token: str) -> Response:
         return redirect(url, 303)  # type: ignore[return-value]
     _note(link, "download", range=rng or "whole")
     db.commit()
-    return send_file(
-        package.package_path(evidence_dir(), pkg),
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name=f"{pkg.exhibit_ref}.zip",
-        conditional=True,
-        max_age=0,
-    )
+    return send_package(pkg)

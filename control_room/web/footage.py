@@ -84,7 +84,7 @@ def own_bucket(bucket: str) -> bool:
 FOREIGN_BUCKET = Verification("error", "bad", "the unit named a bucket this control room does not read")
 
 
-def _checksum_hex(value: Any) -> str | None:
+def checksum_hex(value: Any) -> str | None:
     """S3's base64 ChecksumSHA256 as hex; a multipart composite ("...-3") is not a file digest."""
     if not isinstance(value, str) or "-" in value:
         return None
@@ -113,7 +113,7 @@ def verify(bucket: str, obj: StoredObject) -> Verification:
         return Verification("error", "warn", f"bucket unreachable ({type(exc).__name__})")
     if obj.size is not None and head.get("ContentLength") != obj.size:
         return Verification("mismatch", "bad", f"size {head.get('ContentLength')} != announced {obj.size}")
-    checksum = _checksum_hex(head.get("ChecksumSHA256"))
+    checksum = checksum_hex(head.get("ChecksumSHA256"))
     if checksum is not None:
         if checksum == obj.sha256:
             return Verification("verified", "ok", "SHA-256 verified by the storage checksum")

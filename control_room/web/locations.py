@@ -184,24 +184,25 @@ def deploy() -> Any:
     return _save_deployment(unit, "deploy", None)
 
 
-def _active(deployment_id: int) -> Deployment:
+def open_deployment(deployment_id: int) -> Deployment:
+    """A deployment the user's councils may see that has not ended (404 / 409 otherwise)."""
     dep = scope.get_or_404(common.db(), Deployment, g.user, id=deployment_id)
     if dep.recovered_at is not None:
-        abort(409, description="this deployment has already ended")
+        abort(409, description="this deployment has ended: it can no longer be changed")
     return dep
 
 
 @bp.route("/locations/deployments/<int:deployment_id>/move", methods=["POST"])
 @require("locations")
 def move(deployment_id: int) -> Any:
-    dep = _active(deployment_id)
+    dep = open_deployment(deployment_id)
     return _save_deployment(dep.unit, "move", dep)
 
 
 @bp.route("/locations/deployments/<int:deployment_id>/recover", methods=["POST"])
 @require("locations")
 def recover(deployment_id: int) -> Any:
-    dep = _active(deployment_id)
+    dep = open_deployment(deployment_id)
     if request.form.get("confirm") != "yes":
         return _page(f"recovering {dep.unit.unit_id} needs confirming (the box on its deployment page)", 400)
     db = common.db()

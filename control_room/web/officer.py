@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from control_room import audit, fleet, names, scope
 from control_room.auth import require
 from control_room.models import Deployment, DeploymentReview, Site
 from control_room.web import common, forms, maps
+from control_room.web.locations import open_deployment
 
 bp = Blueprint("officer", __name__)
 
@@ -51,17 +52,10 @@ def deployment(deployment_id: int) -> Any:
     return _deployment_page(scope.get_or_404(common.db(), Deployment, g.user, id=deployment_id))
 
 
-def _open(deployment_id: int) -> Deployment:
-    dep = scope.get_or_404(common.db(), Deployment, g.user, id=deployment_id)
-    if dep.recovered_at is not None:
-        abort(409, description="this deployment has ended: it can no longer be changed")
-    return dep
-
-
 @bp.route("/locations/deployments/<int:deployment_id>/edit", methods=["POST"])
 @require("locations")
 def edit_deployment(deployment_id: int) -> Any:
-    dep = _open(deployment_id)
+    dep = open_deployment(deployment_id)
     try:
         planned_end = forms.local_datetime("planned_end", required=False)
         if planned_end is not None and planned_end <= dep.start:
@@ -100,7 +94,7 @@ def _plain(value: Any) -> Any:
 @require("locations")
 def review(deployment_id: int) -> Any:
     """Record a review (Surveillance Camera Code): the outcome, and when the next one is due."""
-    dep = _open(deployment_id)
+    dep = open_deployment(deployment_id)
     try:
         outcome = forms.text("outcome", 2000)
         next_date = forms.day("next_review_date")
