@@ -5,7 +5,8 @@ provisions 100, 1,000 and 10,000 units and replays their heartbeats open-loop at
 would send them (units / interval: 10,000 units at 60 s = ~167 req/s). Latency is measured from
 each request's scheduled time, so a server that falls behind shows it. Baselines in the same run:
 the /api/v1/health endpoint (HTTP + framework + one SELECT 1) and closed-loop saturation.
-Writes benchmarks/results/control_room.json.
+Each fleet size runs `--duration` s (20) or long enough for `--min-requests` (50), whichever is
+longer: 30 s for 100 units, 3,333 requests for 10,000. Writes benchmarks/results/control_room.json.
 """
 
 from __future__ import annotations
@@ -229,6 +230,11 @@ def database(kind: str) -> Iterator[str]:
             yield server.create_database(migrated=False)
 
 
+def level_duration(rate: float, args: argparse.Namespace) -> float:
+    """Seconds of load for one fleet size: `--duration`, or enough for `--min-requests` at a low rate."""
+    return max(args.duration, args.min_requests / rate)
+
+
 def run_database(kind: str, args: argparse.Namespace) -> dict:
     with database(kind) as url:
         engine = make_engine(url)
@@ -244,7 +250,8 @@ def run_database(kind: str, args: argparse.Namespace) -> dict:
             for n in args.sizes:
                 provision_up_to(url, n, tokens)
                 fleet = tokens[:n]
-                result = open_loop(port, pid, fleet, n / args.interval, args.duration)
+                rate = n / args.interval
+                result = open_loop(port, pid, fleet, rate, level_duration(rate, args))
                 levels.append({"database": kind, "units": n, **result})
                 print(json.dumps(levels[-1]), flush=True)
             saturation = closed_loop(port, pid, lambda i, t: _job(tokens, i, t), args.saturation_s,
@@ -258,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000, 10000])
     p.add_argument("--interval", type=float, default=60.0, help="each unit's heartbeat interval, s")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load per fleet size")
-    p.add_argument("--saturation-s", type=float, default=15.0)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of sustained load per fleet size")
+    p.add_argument("--min-requests", type=int, default=50,
+                   help="a fleet size runs at least long enough for this many requests (small fleets)")
+    p.add_argument("--saturation-s", type=float, default=10.0,
+                   help="seconds of each closed-loop baseline (health, heartbeat saturation)")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--threads", type=int, default=8, help="waitress threads in the one app process")
     p.add_argument("--databases", default="sqlite,postgresql")
@@ -285,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                     "platform": platform.platform(),
                     "note": "2 shared cores; load generator runs on the same machine"},
         "settings": {"interval_s": args.interval, "duration_s": args.duration,
+                     "min_requests": args.min_requests, "saturation_s": args.saturation_s,
                      "waitress_threads": args.threads,
                      "latency": "from each request's scheduled send time (open loop)",
                      "sqlite": "WAL, synchronous=FULL", "postgresql": "throwaway server, fsync=on"},
