@@ -1,4 +1,5 @@
-"""Writing a benchmark's results: one JSON file in benchmarks/results/, replaced atomically.
+"""Writing a benchmark's results: one JSON file in benchmarks/results/, replaced atomically; and the
+line by which a benchmark tells `make bench` (run_all.py) that others may now run beside it.
 
 Shared by every script in benchmarks/ (run as `python benchmarks/X.py`, so this folder is on sys.path).
 """
@@ -21,3 +22,12 @@ def write_results(name_or_path: str | Path, results: dict[str, Any], shown: Any 
     atomic_write_bytes(path, (json.dumps(results, indent=indent) + "\n").encode(), mode=0o644)
     print(json.dumps(results if shown is None else shown, indent=indent))
     return path
+
+
+# run_all.py starts the benchmarks that run beside a host (its BESIDE) once the host prints this line
+BESIDE_OK = "bench: what is left of this benchmark is bound by its links; others may run beside it now"
+
+
+def others_may_run_beside() -> None:
+    """Tell `make bench` that what this benchmark still measures is bound by link rates, not the CPU."""
+    print(BESIDE_OK, flush=True)

@@ -2,11 +2,12 @@
 
 Each script's output goes to build/bench-logs/<name>.log; progress is a bar on a terminal and plain
 lines otherwise, estimated from the previous run's durations (results/bench_run.json, written at the end).
-CPU-bound benchmarks run one at a time with nothing beside them. The upload benchmark spends its
-minutes waiting on throttled links (its figures are bound by the link rate, not the CPU), so the
-benchmarks in BESIDE run next to it, one after another: heartbeat (bytes on the wire) and the short
-agent_resources run (paced by real time at 10 fps; its figures are the agent's own CPU seconds and
-memory, and the committed hour-long result is what the README and the plot show).
+CPU-bound benchmarks run one at a time with nothing beside them. The upload benchmark spends most of
+its minutes waiting on throttled links, so once it says that only those are left (report.BESIDE_OK:
+its single-link cases, which CPU contention slows, are done by then) the benchmarks in BESIDE run next
+to it, one after another: heartbeat (bytes on the wire) and the short agent_resources run (paced by
+real time at 10 fps; its figures are the agent's own CPU seconds and memory, and the committed
+hour-long result is what the README and the plot show).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import BESIDE_OK  # noqa: E402
 
 from agent.progress import Progress  # noqa: E402
 
@@ -29,7 +33,8 @@ HERE = ROOT / "benchmarks"
 LOGS = ROOT / "build" / "bench-logs"
 RUN_FILE = HERE / "results" / "bench_run.json"
 LIMIT_S = 20 * 60  # the whole `make bench` must fit in 20 minutes on a 2-core machine
-# host -> benchmarks run beside it, in turn, when both are asked for (never a CPU-bound one)
+# host -> benchmarks run beside it, in turn, once the host prints BESIDE_OK (or has ended), when both
+# are asked for; never a CPU-bound one
 BESIDE: dict[str, tuple[str, ...]] = {"upload": ("heartbeat", "agent_resources")}
 
 
@@ -60,12 +65,14 @@ class Running:
 
 
 class Step:
-    """One step's lanes: starts each lane's next script when its previous one ends."""
+    """One step's lanes: starts each lane's next script when its previous one ends; the lanes after the
+    first (the host's) start once the host prints BESIDE_OK or ends."""
 
     def __init__(self, lanes: list[list[str]], say: bool) -> None:
         self.say = say  # a line per start and end (when there is no bar on a terminal)
         self.todo = [list(lane) for lane in lanes]
         self.running: list[Running | None] = [None] * len(lanes)
+        self.gate_open = len(lanes) == 1
         self.took: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.codes: dict[str, int] = {}
@@ -84,11 +91,20 @@ class Step:
 
     def start(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
-        for lane in range(len(self.todo)):
+        self._start(0)
+
+    def _open_gate(self) -> None:
+        host = self.running[0]
+        if host is not None and BESIDE_OK.encode() not in (LOGS / f"{host.name}.log").read_bytes():
+            return
+        self.gate_open = True
+        for lane in range(1, len(self.todo)):
             self._start(lane)
 
     def poll(self) -> bool:
         """Reap what ended (with its own CPU time), start what follows; False once all are done."""
+        if not self.gate_open:
+            self._open_gate()
         for lane, run in enumerate(self.running):
             if run is None:
                 continue
@@ -106,7 +122,10 @@ class Step:
                 verdict = "done" if code == 0 else f"FAILED ({code})"
                 print(f"bench: {run.name} {verdict} in {seconds:.0f} s", flush=True)
             self.running[lane] = None
-            self._start(lane)  # after a failure nothing new starts; what runs is left to finish
+            if lane == 0 or self.gate_open:
+                self._start(lane)  # after a failure nothing new starts; what runs is left to finish
+        if not self.gate_open and self.running[0] is None:
+            self._open_gate()  # the host ended without saying so: the others run now, after it
         return any(r is not None for r in self.running)
 
     def names_running(self) -> list[str]:

@@ -27,7 +27,7 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from report import write_results  # noqa: E402
+from report import others_may_run_beside, write_results  # noqa: E402
 from upload_slow import LINKS, PART, run_all, wait_ready  # noqa: E402
 
 from agent.clock import SystemClock  # noqa: E402
@@ -196,6 +196,7 @@ def main() -> int:
             lat = b.snapshot_latency(2e6)
             cut = b.resend_after_cut()
             cap = b.bandwidth_cap()
+            others_may_run_beside()  # only the throttled multipart links are left: mostly waiting
             slow_thread.join()
             for k in LINKS:
                 out[f"multipart_goodput_ratio_{k.name}"] = slow[k.name]["agent"].get("goodput_ratio")

@@ -12,12 +12,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A companion leaves a mark; the host waits (bounded) until every companion has left one, so it can only
-# succeed when they run beside it, not after it.
+# The host opens the gate (a file, then the line run_all waits for); a companion fails unless the gate
+# is open, then leaves a mark; the host waits (bounded) until every companion has left one, so it can
+# only succeed when they run beside it, after the gate and not after the host.
 HOST = """
 import sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from report import others_may_run_beside
 here = Path(__file__).parent
+assert not list(here.glob("*.mark")), "a companion started before the gate opened"
+(here / "gate").write_text("open")
+others_may_run_beside()
 deadline = time.monotonic() + 60
 while not all((here / f"{n}.mark").exists() for n in ("heartbeat", "agent_resources")):
     if time.monotonic() > deadline:
@@ -25,7 +31,15 @@ while not all((here / f"{n}.mark").exists() for n in ("heartbeat", "agent_resour
     time.sleep(0.05)
 print("host done")
 """
-MARK = "from pathlib import Path; (Path(__file__).parent / '{name}.mark').write_text('x'); print('{name}')\n"
+MARK = """
+import sys
+from pathlib import Path
+here = Path(__file__).parent
+if not (here / "gate").exists():
+    sys.exit("started before the host opened the gate")
+(here / "{name}.mark").write_text("x")
+print("{name}")
+"""
 ALONE = """
 from pathlib import Path
 assert not list(Path(__file__).parent.glob("*.mark")), "ran beside a companion"
@@ -46,6 +60,7 @@ def load_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setattr(module, "BESIDE", {"upload": ("heartbeat", "agent_resources")})
     for name in ("plots", "readme_table"):
         (scripts / f"{name}.py").write_text("print('ok')\n")
+    (scripts / "report.py").write_text((ROOT / "benchmarks" / "report.py").read_text())
     (scripts / "upload.py").write_text(HOST)
     for name in ("heartbeat", "agent_resources"):
         (scripts / f"{name}.py").write_text(MARK.format(name=name))
@@ -77,7 +92,7 @@ def test_companions_run_beside_the_host_and_times_are_recorded(tmp_path: Path,
     lanes = [s["lanes"] for s in run["steps"]]
     assert lanes == [[["motion"]], [["upload"], ["heartbeat", "agent_resources"]]]
     assert all(v >= 0 for v in run["scripts_cpu_s"].values())  # each script's own CPU (with its children)
-    assert (tmp_path / "logs" / "upload.log").read_text().strip() == "host done"
+    assert (tmp_path / "logs" / "upload.log").read_text().splitlines()[-1] == "host done"
 
 
 def test_a_failure_stops_the_run_after_what_runs_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -90,6 +105,15 @@ def test_a_failure_stops_the_run_after_what_runs_beside_it(tmp_path: Path, monke
     assert not (tmp_path / "logs" / "agent_resources.log").exists()  # nothing new starts after a failure
     assert not (tmp_path / "logs" / "motion.log").exists()
     assert not (tmp_path / "benchmarks" / "results" / "bench_run.json").exists()
+
+
+def test_a_host_that_never_opens_the_gate_has_its_companions_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_all = load_runner(tmp_path, monkeypatch)
+    (tmp_path / "benchmarks" / "upload.py").write_text(
+        "from pathlib import Path; (Path(__file__).parent / 'gate').write_text('host ended')\n")
+    assert run_all.main(["upload", "heartbeat", "agent_resources"]) == 0
+    assert (tmp_path / "benchmarks" / "agent_resources.mark").exists()
 
 
 def test_unknown_benchmark_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
