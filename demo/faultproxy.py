@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -31,7 +32,7 @@ class LinkState:
         None  # answer like S3 (403 RequestTimeTooSkewed) to a request signed too far off
     )
     bytes_up: int = 0  # client -> server bytes forwarded (what the uplink carried)
-    bytes_up_sent: int = 0  # client -> proxy bytes: what the unit put on the link, forwarded or not
+    bytes_up_sent: int = 0  # client -> proxy bytes the proxy's TCP received: what the unit put on the link
     bytes_down: int = 0
     resets: int = 0
     refused: int = 0  # connections refused while cut
@@ -46,6 +47,49 @@ def _rst(writer: asyncio.StreamWriter) -> None:
         except OSError:
             pass
     writer.transport.abort()
+
+
+def _tcp_bytes_received(sock: socket.socket | None) -> int | None:
+    """Bytes this end's kernel received in order on a TCP socket (tcp_info.tcpi_bytes_received, Linux
+    4.1+), read or not; None where unknown."""
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    return struct.unpack_from("Q", info, 128)[0] if len(info) >= 136 else None
+
+
+class _UplinkProtocol(asyncio.StreamReaderProtocol):
+    """A client connection that counts the bytes the client put on the link as its TCP received them:
+    what the proxy read, plus, when the connection ends, what its kernel still held unread (a client
+    killed with unread data in its socket resets the connection, and asyncio then drops what it had
+    buffered), so `bytes_up_sent` is what crossed the unit's link whatever the proxy did with it."""
+
+    def __init__(
+        self, link: LinkState, loop: asyncio.AbstractEventLoop, cb: Callable[..., Awaitable[None]]
+    ) -> None:
+        super().__init__(asyncio.StreamReader(loop=loop), cb, loop=loop)
+        self._link = link
+        self._sock: socket.socket | None = None
+        self._counted = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._sock = transport.get_extra_info("socket")
+        super().connection_made(transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        self._counted += len(data)
+        self._link.bytes_up_sent += len(data)
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        received = _tcp_bytes_received(self._sock)  # the socket is closed only after this returns
+        if received is not None and received > self._counted:
+            self._link.bytes_up_sent += received - self._counted
+            self._counted = received
+        super().connection_lost(exc)
 
 
 def _quiet_cancel(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -102,8 +146,11 @@ class FaultProxy:
 
     def start(self) -> FaultProxy:
         self._thread.start()
+        def uplink() -> _UplinkProtocol:  # asyncio.start_server's factory, counting what arrives
+            return _UplinkProtocol(self.link, self._loop, self._handle)
+
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+            self._loop.create_server(uplink, "127.0.0.1", 0), self._loop
         ).result(5)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -176,8 +223,6 @@ class FaultProxy:
         try:
             while not sender.done():
                 data = await reader.read(CHUNK)
-                if way == "up":
-                    self.link.bytes_up_sent += len(data)
                 await fifo.put((time.monotonic(), data))
                 if not data:
                     break

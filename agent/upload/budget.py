@@ -2,7 +2,8 @@
 
 The cap is a token bucket every request body reads through (MeteredReader); the budget counts those
 bytes (retries too) per period in agent.db as they go, so snapshots always go and clips wait once the
-month's budget is spent, and a kill -9 loses at most the last 64 KiB / 0.25 s of the count.
+month's budget is spent, and a kill -9 loses at most the last 64 KiB / 0.25 s of the count (and can
+leave counted at most link.UNSENT_MAX + CHUNK that the kernel then drops unsent).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class TokenBucket:
 
 
 class Meter:
-    """Counts body bytes handed to the network (every attempt, so retries count too) and persists them
+    """Counts bytes handed to the upload sockets (every attempt, so retries count too) and persists them
     as they go: `flush(n)` is called at least every `every_bytes` or `every_s`, and at each body's end.
 
     One per lane thread (flush writes with that thread's database connection)."""
@@ -161,6 +162,15 @@ def request_head_bytes(request: Any) -> int:
     head = f"{request.method} {target} HTTP/1.1\r\n".encode()
     lines = sum(len(str(k)) + len(str(v)) + 4 for k, v in request.headers.items())
     return len(head) + lines + len(f"Host: {url.netloc}\r\nAccept-Encoding: identity\r\n\r\n")
+
+
+def request_bytes(request: Any) -> int:
+    """What a request puts on the wire apart from a file body (those count through MeteredReader):
+    its head, and a body given as bytes (CompleteMultipartUpload's part list, for one)."""
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode()
+    return request_head_bytes(request) + (len(body) if isinstance(body, (bytes, bytearray)) else 0)
 
 
 def period_start(now: datetime, reset_day: int) -> datetime:

@@ -3,6 +3,7 @@
 
 A request is aborted (its socket shut down -> a transient error -> retried) only when nothing has moved
 for the stall time AND the bytes already handed over should have crossed the link at the measured rate.
+Upload sockets keep little unsent (UNSENT_MAX), so what the budget counted has nearly all left the unit.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ SAFETY = 0.7  # bytes handed over are given their time at this fraction of the m
 TICK_S = 0.25
 BACKSTOP_S = 6 * 3600.0  # socket read timeout of watched requests: the watch decides long before
 EXPECT_WAIT_S = 1.0  # botocore's wait for "100 Continue" before it sends a body
+# Bytes a lane may leave in its socket not yet sent (TCP_NOTSENT_LOWAT): a kill -9 can discard at most
+# this much that the budget already counted. It bounds only the backlog waiting to go, not the data in
+# flight (cwnd, sized by the kernel to the link's bandwidth-delay product), so it never throttles: a
+# lane refills it in 16 KiB reads, and 128 KiB lasts 50 ms at 20 Mbit/s, 0.5 s at 2 Mbit/s.
+UNSENT_MAX = 128 * 1024
 
 
 def _outq(sock: socket.socket | None) -> int | None:
@@ -162,13 +168,34 @@ def _register(conn: Any) -> None:
         t.sock = conn.sock
 
 
+def limit_unsent(sock: socket.socket | None, limit: int = UNSENT_MAX) -> bool:
+    """Keep at most about `limit` bytes waiting unsent in the socket (a blocking send waits instead;
+    Linux and macOS); False where the system has no such option."""
+    opt = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if sock is None or opt is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, opt, limit)
+    except OSError:
+        return False
+    return True
+
+
 class _WatchedHTTPConnection(AWSHTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        limit_unsent(self.sock)
+
     def send(self, data: Any) -> Any:
         _register(self)
         return super().send(data)
 
 
 class _WatchedHTTPSConnection(AWSHTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        limit_unsent(self.sock)
+
     def send(self, data: Any) -> Any:
         _register(self)
         return super().send(data)

@@ -27,7 +27,7 @@ from agent.clock import Clock
 from agent.config import UploadConfig
 from agent.errors import PermanentError, TransientError
 from agent.upload.botodata import lean_session
-from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_head_bytes
+from agent.upload.budget import Meter, MeteredReader, TokenBucket, request_bytes
 from agent.upload.link import LinkWatch, install, long_read_timeout
 from agent.upload.queue import Job, UploadQueue
 from protocol.times import parse_aware
@@ -130,10 +130,8 @@ def make_client(cfg: UploadConfig, offset: ClockOffset, meter: Meter | None = No
     )
     for op in ("PutObject", "UploadPart"):  # bodies: the link watch, not a fixed read timeout
         client.meta.events.register(f"before-call.s3.{op}", long_read_timeout)
-    if meter is not None:  # request lines and headers count against the data budget too
-        client.meta.events.register(
-            "before-send.s3", lambda request, **_: meter.add(request_head_bytes(request))
-        )
+    if meter is not None:  # request lines, headers and small bodies count against the budget too
+        client.meta.events.register("before-send.s3", lambda request, **_: meter.add(request_bytes(request)))
     install(client)
     return client
 

@@ -1,9 +1,12 @@
 """4G economy: the monthly data budget holds clips (never snapshots), a request passes it, a new
-period releases held clips; budget periods follow the reset day.
+period releases held clips; budget periods follow the reset day; upload sockets keep little unsent.
 """
 
 from __future__ import annotations
 
+import fcntl
+import socket
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,14 @@ import pytest
 from agent.clock import ManualClock
 from agent.db import connect, db_path
 from agent.state import StateStore
-from agent.upload.budget import period_start
+from agent.upload.budget import CHUNK, period_start
 from agent.upload.intake import object_prefix
+from agent.upload.link import UNSENT_MAX, _WatchedHTTPConnection
 from agent.upload.queue import JobState, UploadQueue
 from agent.upload.worker import UploadService
 from tests.upload.conftest import FAST, make_config, objects, publish, wait_until
+
+SIOCOUTQNSD = 0x894B  # <linux/sockios.h>
 
 
 @pytest.mark.parametrize(
@@ -84,3 +90,33 @@ def test_past_the_budget_clips_wait_snapshots_go_and_a_request_or_new_period_rel
         assert svc.join(10)
     body = s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, third) + "clip.mp4")["Body"].read()
     assert body == b"c" * 200_000
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes queued in a TCP socket and not yet sent (SIOCOUTQNSD)."""
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0"))[0])
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_NOTSENT_LOWAT"), reason="no TCP_NOTSENT_LOWAT on this system")
+def test_an_upload_socket_holds_little_unsent_so_a_kill_discards_little_that_was_counted() -> None:
+    """The meter counts bytes handed to the socket; a kill -9 that resets the connection discards what
+    the kernel still held unsent. Upload connections keep that under UNSENT_MAX + one 16 KiB chunk
+    (a blocking send waits instead), whatever the send buffer the kernel grows for the data in flight."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        conn = _WatchedHTTPConnection("127.0.0.1", port)
+        conn.connect()  # what botocore's pool does for every new upload connection
+        peer, _ = server.accept()  # never reads: the link is stuck
+        sock = conn.sock
+        try:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == UNSENT_MAX
+            sock.settimeout(0.5)
+            handed = 0
+            with pytest.raises(TimeoutError):
+                while handed < 64 * 1024 * 1024:
+                    sock.sendall(b"x" * CHUNK)
+                    handed += CHUNK
+            assert unsent(sock) <= UNSENT_MAX + CHUNK, f"{unsent(sock)} bytes unsent after {handed} handed"
+        finally:
+            conn.close()
+            peer.close()

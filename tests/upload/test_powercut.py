@@ -109,7 +109,11 @@ def settled(data: Path, since: float) -> bool:
 
 @pytest.mark.slow
 def test_sigkill_at_queue_chosen_points_loses_and_duplicates_nothing(
-    tmp_path: Path, proxy: FaultProxy, bucket: str, s3_admin: Any
+    tmp_path: Path,
+    proxy: FaultProxy,
+    bucket: str,
+    s3_admin: Any,
+    record_property: Callable[[str, object], None],
 ) -> None:
     data = tmp_path / "data"
     raw = {
@@ -221,12 +225,16 @@ def test_sigkill_at_queue_chosen_points_loses_and_duplicates_nothing(
     ]
     verify_chain(manifests)  # kills during intake never broke or forked the manifest chain
 
-    # The budget counted what crossed the link, re-sends included, kills notwithstanding: never under
-    # (what the issue found: 135 MB counted for 250 MB sent). Over by at most 2 % plus one kernel send
-    # buffer: the meter counts bytes as they are handed to the socket, and a kill -9 can discard what
-    # the kernel still held (up to tcp_wmem's maximum) unsent; one CI run had 3.9 MB (5.6 %) so.
+    # The budget counted what crossed the link, re-sends included, kills notwithstanding, within 2 %
+    # either way (the issue found 135 MB counted for 250 MB sent). The meter counts bytes as they are
+    # handed to the socket and persists them every 64 KiB; a kill -9 with unread data in a socket makes
+    # the kernel reset the connection and drop what it held unsent, which the lanes keep under 128 KiB
+    # (TCP_NOTSENT_LOWAT). The proxy counts what its TCP received from the unit, read by it or not.
     used, sent = budget_used(data), proxy.link.bytes_up_sent
-    wmem_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
-    detail = f"budget {used} bytes, the unit sent {sent}, S3 was forwarded {proxy.link.bytes_up}"
-    assert used >= 0.98 * sent, detail
-    assert used - sent <= 0.02 * sent + wmem_max, detail
+    deviation = (used - sent) / sent
+    record_property("kills", KILLS)
+    record_property("kills_mid_upload", mid_upload)
+    record_property("budget_bytes", used)
+    record_property("link_bytes_up", sent)
+    record_property("budget_deviation_pct", round(100 * deviation, 3))
+    assert abs(deviation) <= 0.02, f"budget {used} bytes, the unit sent {sent} ({100 * deviation:+.2f} %)"
