@@ -84,10 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(json.dumps({"run": i + 1, **{k: v for k, v in run.items() if k != "output_tail"}}),
                       flush=True)
+                write(args, runs, started, load_before)  # after each run: an interrupted soak keeps a record
                 if not run["passed"]:
                     break
     finally:
         stop_hogs(hogs)
+    result = write(args, runs, started, load_before)
+    return 0 if result["in_a_row"] else 1
+
+
+def write(args: argparse.Namespace, runs: list[dict[str, Any]], started: datetime,
+          load_before: tuple[float, float, float]) -> dict[str, Any]:
     deviations = [abs(r["budget_deviation_pct"]) for r in runs if "budget_deviation_pct" in r]
     result = {
         "test": TEST,
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "wall times are noisy: other engineers' work shared the 2 cores besides the hogs",
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["in_a_row"] else 1
+    return result
 
 
 def _spread(xs: list[float]) -> list[float]:

@@ -12,6 +12,8 @@ import queue as pyqueue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from agent.errors import ConfigError
 from agent.events.outbox import OUTBOX_DIR
 from agent.recording.retention import add_evidential_hold, release_evidential_hold
 from agent.state import StateStore
-from agent.threads import Health
+from agent.threads import Health, supervised
 from agent.upload import s3
 from agent.upload.budget import DataBudget, Meter, TokenBucket
 from agent.upload.intake import Intake, scan_outbox, watch_outbox
@@ -78,16 +80,14 @@ class UploadService:
             conn.close()
         if recovered:
             log.info("%d interrupted upload(s) will resume", recovered)
-        self._threads = [
-            threading.Thread(target=self._guard, args=(self._intake_loop,), name="upload-intake"),
-            threading.Thread(target=self._guard, args=(self._link.run,), name="upload-linkwatch"),
+        bodies: list[tuple[str, Callable[[], None]]] = [
+            ("upload-intake", self._intake_loop),
+            ("upload-linkwatch", self._link.run),
+            *((f"upload-{lane.value}", partial(self._lane_loop, lane)) for lane in Lane),
         ]
-        self._threads += [
-            threading.Thread(target=self._guard, args=(self._lane_loop, lane), name=f"upload-{lane.value}")
-            for lane in Lane
-        ]
-        for t in self._threads:
-            t.start()
+        # agent.threads.supervised, as every agent thread: a death is logged, never silent (and shows
+        # in health()); inside it, _guard restarts a body that raised, after 5 s
+        self._threads = [supervised(name, partial(self._guard, body)) for name, body in bodies]
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,11 +159,11 @@ class UploadService:
             conn.close()
 
     # --- threads ------------------------------------------------------------------------------
-    def _guard(self, fn: Any, *args: Any) -> None:
+    def _guard(self, fn: Callable[[], None]) -> None:
         """Run a thread body; an unexpected error is logged and the body restarted (never a silent death)."""
         while not self._stop.is_set():
             try:
-                fn(*args)
+                fn()
                 return
             except Exception:
                 log.exception("%s crashed; restarting in 5 s", threading.current_thread().name)

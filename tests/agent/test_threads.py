@@ -5,7 +5,9 @@ exits non-zero and systemd restarts the unit)."""
 from __future__ import annotations
 
 import queue
+import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,16 @@ def test_a_dead_event_writer_is_reported_and_never_blocks_the_analysis_thread(tm
     with pytest.raises(ConsumerDead, match="event-writer thread is not running"):
         for start in range(10, 100, 10):  # fills the 1-slot queue, then fails instead of waiting
             writer.submit(ClosedEvent(_event(float(start), start + 2.0), None))
+
+
+def test_every_agent_thread_is_started_through_supervised() -> None:
+    """One supervision helper for every thread (upload's lanes, intake and link watch included)."""
+    root = Path(__file__).resolve().parents[2] / "agent"
+    direct = [
+        f"{path.relative_to(root.parent)}:{n}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "threads.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bThread\(", line)
+    ]
+    assert not direct, f"threads started without agent.threads.supervised: {direct}"

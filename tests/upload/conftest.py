@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,17 @@ def enforced(iam_moto: str) -> tuple[str, dict[str, str], dict[str, str]]:
 FAST = RetryPolicy(
     transient_initial_s=0.1, transient_max_s=0.5, refused_initial_s=0.5, poll_s=0.2, status_s=0.2
 )
+
+
+@contextmanager
+def running(svc: UploadService, join_s: float = 10.0) -> Iterator[UploadService]:
+    """The service started for the block; stopped after it (failed or not), every thread ended."""
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        assert svc.join(join_s), "upload service did not stop"
 
 
 @pytest.fixture

@@ -117,10 +117,15 @@ def test_vanished_and_unreadable_clips_are_reported_and_other_events_still_go(
     keys |= {object_prefix(cfg, r) + n for r in (gone, unreadable) for n in ("snapshot.jpg", "manifest.json")}
     wait_until(lambda: keys <= set(objects(s3_admin, bucket)), 60, "every readable file")
     wait_until(lambda: upload_state(data).get("failed") == 2, 10, "two failed clips in status")
-    states = job_states(data)
-    for rec in (gone, unreadable):
-        state, error = states[(rec.event_id, "clip")]
-        assert state == JobState.MISSING.value and str(data / rec.file("clip").path) in (error or "")
+    clips = [(rec.event_id, "clip") for rec in (gone, unreadable)]
+    # a MISSING clip is rechecked now and then (ACTIVE meanwhile): wait for both to be seen MISSING
+    def both_missing() -> dict[tuple[str, str], tuple[str, str | None]] | None:
+        states = job_states(data)
+        return states if all(states[c][0] == JobState.MISSING.value for c in clips) else None
+
+    states = wait_until(both_missing, 10, "both clips MISSING")
+    for rec, c in zip((gone, unreadable), clips, strict=True):
+        assert str(data / rec.file("clip").path) in (states[c][1] or "")
     problems = [r.getMessage() for r in caplog.records if "UPLOAD FILE PROBLEM" in r.getMessage()]
     assert any(gone.event_id in m for m in problems) and any(unreadable.event_id in m for m in problems)
     cfg_file = tmp_path / "agent.toml"

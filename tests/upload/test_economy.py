@@ -21,7 +21,7 @@ from agent.upload.intake import object_prefix
 from agent.upload.link import UNSENT_MAX, _WatchedHTTPConnection
 from agent.upload.queue import JobState, UploadQueue
 from agent.upload.worker import UploadService
-from tests.upload.conftest import FAST, make_config, objects, publish, wait_until
+from tests.upload.conftest import FAST, make_config, objects, publish, running, wait_until
 
 SIOCOUTQNSD = 0x894B  # <linux/sockios.h>
 
@@ -58,8 +58,7 @@ def test_past_the_budget_clips_wait_snapshots_go_and_a_request_or_new_period_rel
     t0 = clock.time() - 3600
     first = publish(data, t0, b"a" * 200_000)
     svc = UploadService(cfg, clock, FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: state_of(data, first.event_id, "clip") == "done", 60, "first clip within budget")
         second = publish(data, t0 + 60, b"b" * 200_000)
         third = publish(data, t0 + 120, b"c" * 200_000)
@@ -85,9 +84,6 @@ def test_past_the_budget_clips_wait_snapshots_go_and_a_request_or_new_period_rel
         wait_until(
             lambda: state.read("upload").state["period_start"] == "2026-12-01T00:00:00.000Z", 10, "period"
         )
-    finally:
-        svc.stop()
-        assert svc.join(10)
     body = s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, third) + "clip.mp4")["Body"].read()
     assert body == b"c" * 200_000
 

@@ -15,7 +15,7 @@ from agent.upload.intake import object_prefix
 from agent.upload.queue import UploadQueue
 from agent.upload.stats import queue_stats
 from agent.upload.worker import UploadService
-from tests.upload.conftest import FAST, make_config, objects, publish, wait_until
+from tests.upload.conftest import FAST, make_config, objects, publish, running, wait_until
 from tests.upload.faultproxy import FaultProxy
 
 MIB = 1024 * 1024
@@ -34,8 +34,7 @@ def test_events_published_while_the_link_is_cut_all_arrive_when_it_returns(
     cfg = make_config(data, proxy.url, bucket, timeout_s=2)
     proxy.cut()
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         records = publish_events(4, clip_size=120_000)
         conn = connect(db_path(data))
         state = StateStore(conn, SystemClock())
@@ -52,9 +51,6 @@ def test_events_published_while_the_link_is_cut_all_arrive_when_it_returns(
         wait_until(
             lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "all events after the cut"
         )
-    finally:
-        svc.stop()
-        assert svc.join(10)
     for r in records:
         clip = s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, r) + "clip.mp4")
         assert hashlib.sha256(clip["Body"].read()).hexdigest() == r.file("clip").sha256
@@ -69,12 +65,8 @@ def test_reset_in_the_middle_of_a_40mb_clip_resends_at_most_one_part(
     rec = publish(data, time.time() - 600, os.urandom(40 * 1000 * 1000))
     proxy.reset_after(20 * MIB)  # in the middle of part 3 (after manifest + snapshot + two parts)
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: keys_for(cfg, [rec]) <= set(objects(s3_admin, bucket)), 120, "the 40 MB clip")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     assert proxy.link.resets >= 1
     manifest = (data / Path(rec.files[0].path).parent / "manifest.json").stat().st_size
     payload = sum(f.size for f in rec.files) + manifest
@@ -99,8 +91,7 @@ def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(
     cfg = make_config(data, proxy.url, bucket, timeout_s=1)
     proxy.link.stalled = True
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         records = publish_events(1, clip_size=200_000)
         conn = connect(db_path(data))
         state = StateStore(conn, SystemClock())
@@ -113,9 +104,6 @@ def test_a_stalled_link_times_out_and_the_upload_completes_when_it_flows_again(
         wait_until(
             lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "upload after the stall"
         )
-    finally:
-        svc.stop()
-        assert svc.join(10)
 
 
 class SlowClock(SystemClock):
@@ -133,8 +121,7 @@ def test_request_time_too_skewed_is_corrected_from_the_server_time(
     proxy.link.max_skew_s = 900  # what S3 allows
     records = publish_events(1)
     svc = UploadService(cfg, SlowClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(
             lambda: keys_for(cfg, records) <= set(objects(s3_admin, bucket)), 20, "uploads after correction"
         )
@@ -142,6 +129,3 @@ def test_request_time_too_skewed_is_corrected_from_the_server_time(
         wait_until(
             lambda: abs(state.read("upload").state["clock_offset_s"] - 7200) < 5, 5, "offset in status"
         )
-    finally:
-        svc.stop()
-        assert svc.join(10)

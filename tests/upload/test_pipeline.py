@@ -19,13 +19,7 @@ from agent.upload.intake import object_prefix
 from agent.upload.manifest import verify_chain
 from agent.upload.queue import UploadQueue
 from agent.upload.worker import UploadService
-from tests.upload.conftest import FAST, SHARED_DATA, make_config, objects, publish, wait_until
-
-
-def run_service(cfg: Any) -> UploadService:
-    svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    return svc
+from tests.upload.conftest import FAST, SHARED_DATA, make_config, objects, publish, running, wait_until
 
 
 def test_events_arrive_intact_with_layout_metadata_and_chained_manifests(
@@ -34,17 +28,13 @@ def test_events_arrive_intact_with_layout_metadata_and_chained_manifests(
     data = tmp_path / "data"
     cfg = make_config(data, moto_url, bucket)
     before = publish_events(2, clip_size=9 * 1024 * 1024 + 123)  # published while the agent was down
-    svc = run_service(cfg)
-    try:
+    with running(UploadService(cfg, SystemClock(), FAST)):
         after = publish_events(2, clip_size=300_000, offset=10_000)  # picked up by watchdog
         records = before + after
         want = {
             object_prefix(cfg, r) + n for r in records for n in ("clip.mp4", "snapshot.jpg", "manifest.json")
         }
         wait_until(lambda: want <= set(objects(s3_admin, bucket)), 30, "all objects in the bucket")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     for r in records:
         prefix = object_prefix(cfg, r)
         assert prefix.startswith(
@@ -76,8 +66,7 @@ def test_snapshot_and_manifest_go_before_any_clip(
     data = tmp_path / "data"
     cfg = make_config(data, moto_url, bucket)
     publish_events(3, clip_size=200_000)
-    svc = run_service(cfg)
-    try:
+    with running(UploadService(cfg, SystemClock(), FAST)):
         conn = UploadQueue.open(connect(db_path(data))).conn
         wait_until(
             lambda: (
@@ -87,9 +76,6 @@ def test_snapshot_and_manifest_go_before_any_clip(
             20,
             "queue drained",
         )
-    finally:
-        svc.stop()
-        svc.join(10)
     rows = conn.execute("SELECT event_id, role, done_at FROM upload_jobs").fetchall()
     for eid in {r[0] for r in rows}:
         done = {r[1]: r[2] for r in rows if r[0] == eid}
@@ -109,14 +95,10 @@ def test_real_footage_arrives_bit_for_bit(tmp_path: Path, moto_url: str, bucket:
     data = tmp_path / "data"
     cfg = make_config(data, moto_url, bucket, multipart_threshold_mb=5, part_size_mb=5)
     clip = clip_path.read_bytes()
-    svc = run_service(cfg)
-    try:
+    with running(UploadService(cfg, SystemClock(), FAST)):
         rec = publish(data, time.time() - 120, clip, snapshot=jpeg.tobytes())
         key = object_prefix(cfg, rec) + "clip.mp4"
         wait_until(lambda: key in objects(s3_admin, bucket), 30, "the real clip")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     got = s3_admin.get_object(Bucket=bucket, Key=key)
     assert got["Body"].read() == clip and got["Metadata"]["sha256"] == hashlib.sha256(clip).hexdigest()
     snap = s3_admin.get_object(Bucket=bucket, Key=object_prefix(cfg, rec) + "snapshot.jpg")

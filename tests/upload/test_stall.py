@@ -24,7 +24,7 @@ from agent.state import StateStore
 from agent.upload.intake import object_prefix
 from agent.upload.link import MIN_PART, LinkRate, Transfer, choose_part_size
 from agent.upload.worker import UploadService
-from tests.upload.conftest import ADMIN, FAST, REGION, make_config, objects, publish, wait_until
+from tests.upload.conftest import ADMIN, FAST, REGION, make_config, objects, publish, running, wait_until
 from tests.upload.faultproxy import FaultProxy
 
 MIB = 1024 * 1024
@@ -80,12 +80,8 @@ def test_parts_slower_than_the_timeout_arrive_without_resending(
     proxy.link.rate_bps, proxy.link.latency_s = RATE, 0.025
     rec = publish(data, time.time() - 600, os.urandom(CLIP))
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: arrived(s3_admin, bucket, cfg, rec), 60, "the three-part clip")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     check_clip(s3_admin, bucket, cfg, rec, data)
     resent = proxy.link.bytes_up - payload(data, rec)
     assert resent < 64 * 1024, f"re-sent {resent} bytes"  # HTTP headers only
@@ -103,8 +99,7 @@ def test_each_cut_costs_at_most_the_part_in_flight(
     proxy.link.rate_bps, proxy.link.latency_s = RATE, 0.025
     rec = publish(data, time.time() - 600, os.urandom(3 * MIN_PART))
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: parts_in(data) >= 1, 60, "part 1 recorded as sent")
         proxy.reset_after(MIN_PART // 2)  # cut 1: connections reset half way through part 2
         wait_until(lambda: proxy.link.resets >= 1, 30, "the first cut")
@@ -115,9 +110,6 @@ def test_each_cut_costs_at_most_the_part_in_flight(
         wait_until(lambda: proxy.link.refused >= 1, 30, "an attempt refused while the link is down")
         proxy.restore()
         wait_until(lambda: arrived(s3_admin, bucket, cfg, rec), 60, "the clip after two cuts")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     check_clip(s3_admin, bucket, cfg, rec, data)
     resent = proxy.link.bytes_up - payload(data, rec)
     assert 0 < resent <= 2 * (MIN_PART + 64 * 1024), f"re-sent {resent} bytes over two cuts"
@@ -132,8 +124,7 @@ def test_a_link_that_stops_moving_mid_part_is_noticed_and_the_part_retried(
     proxy.link.rate_bps, proxy.link.latency_s = RATE, 0.025
     rec = publish(data, time.time() - 600, os.urandom(CLIP))
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: parts_in(data) >= 1, 60, "part 1 recorded as sent")
         start = proxy.link.bytes_up
         wait_until(lambda: proxy.link.bytes_up > start + MIN_PART // 2, 30, "half of part 2")
@@ -147,9 +138,6 @@ def test_a_link_that_stops_moving_mid_part_is_noticed_and_the_part_retried(
         assert parts_in(data) == 1  # part 1 is kept
         proxy.restore()
         wait_until(lambda: arrived(s3_admin, bucket, cfg, rec), 60, "the clip after the stall")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     check_clip(s3_admin, bucket, cfg, rec, data)
     resent = proxy.link.bytes_up - payload(data, rec)
     assert resent <= MIN_PART + 64 * 1024, f"re-sent {resent} bytes"
@@ -209,17 +197,13 @@ def test_a_clip_is_readied_while_its_snapshot_crosses_the_link(
     proxy.link.rate_bps, proxy.link.latency_s = 4e6, 0.025  # the 4 MB snapshot takes 8 s
     rec = publish(data, time.time() - 600, os.urandom(CLIP), snapshot=os.urandom(4_000_000))
     svc = UploadService(cfg, SystemClock(), FAST)
-    svc.start()
-    try:
+    with running(svc):
         wait_until(lambda: clip_upload_id(data) is not None, 30, "the clip's upload created ahead")
         snapshot = object_prefix(cfg, rec) + "snapshot.jpg"
         assert snapshot not in objects(s3_admin, bucket), "the clip was readied only after its snapshot"
         assert parts_in(data) == 0  # readied, not sent: the snapshot still crosses the link first
         proxy.link.rate_bps = 0
         wait_until(lambda: arrived(s3_admin, bucket, cfg, rec), 60, "the clip")
-    finally:
-        svc.stop()
-        assert svc.join(10)
     check_clip(s3_admin, bucket, cfg, rec, data)
     resent = proxy.link.bytes_up - payload(data, rec)
     assert resent < 64 * 1024, f"re-sent {resent} bytes"  # HTTP headers only
