@@ -32,7 +32,7 @@ from flask import (
 from sqlalchemy import select
 
 from control_room import audit, login_limits, sessions
-from control_room.db import begin_soft_commit, get_session
+from control_room.db import begin_read_only, begin_soft_commit, get_session
 from control_room.errors import HashingBusy, LoginThrottled
 from control_room.hashing import HashPool
 from control_room.models import User
@@ -195,6 +195,7 @@ def login() -> Any:
     ip = (request.remote_addr or "")[:64]
     now = _now()
     db = get_session()
+    begin_read_only(db)  # the checks hold no write lock: a flood of log-ins cannot queue unit writes
     user = db.scalar(select(User).where(User.username == username)) if username else None
     user_id = user.id if user is not None else None
     usable = user is not None and user.active

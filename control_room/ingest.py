@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from control_room import gps, instructions
@@ -25,6 +25,29 @@ from protocol.times import parse_aware
 # What a unit states about an event when it first reports it; none of it may change afterwards.
 FIXED_FIELDS = ("site", "start", "end", "clip_start", "clip_end", "peak_score", "peak_time", "boxes",
                 "clock_synced", "previous_event_id", "bucket")
+
+
+UNITS, SAMPLES, STALE = Unit.__table__, HeartbeatSample.__table__, StaleHeartbeat.__table__
+# The unit's columns a heartbeat reads (control_room.api.units selects them with the token check).
+UNIT_STATE_COLUMNS = ("id", "unit_id", "council_id", "revoked_at", "last_seq", "last_state", "last_sample_at",
+                      "lat", "lon", "position_at")
+
+# Built once (each request only binds values: no statement construction on the hot path).
+_INSERT_STALE, _INSERT_SAMPLE = insert(STALE), insert(SAMPLES)
+_UPDATE_UNIT = update(UNITS).where(UNITS.c.id == bindparam("unit_pk_"))
+
+
+class UnitState(Protocol):
+    """A unit as the heartbeat path reads it: a Unit, or a row of UNIT_STATE_COLUMNS."""
+
+    id: int
+    council_id: int
+    last_seq: int | None
+    last_state: dict[str, Any] | None
+    last_sample_at: datetime | None
+    lat: float | None
+    lon: float | None
+    position_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +66,7 @@ def _parse(text: Any) -> datetime | None:
         return None
 
 
-def staleness(unit: Unit, hb: Heartbeat) -> str | None:
+def staleness(unit: UnitState, hb: Heartbeat) -> str | None:
     """Why `hb` is older than the heartbeat last applied (seq within one boot, then sent time), or None."""
     last = unit.last_state or {}
     last_sent = _parse(last.get("sent_at"))
@@ -55,57 +78,59 @@ def staleness(unit: Unit, hb: Heartbeat) -> str | None:
     return None
 
 
-def store_heartbeat(session: Session, unit: Unit, hb: Heartbeat, now: datetime,
+def store_heartbeat(conn: Connection, unit: UnitState, hb: Heartbeat, now: datetime,
                     settings: Settings) -> HeartbeatResult:
     """Apply the heartbeat (or keep a stale one as history), acknowledge and fetch instructions.
 
     A stale heartbeat still proves the unit is reachable (last_seen_at) and its acks still count;
-    its state never replaces the current one. The caller commits.
+    its state never replaces the current one. `unit` is the row read in this transaction (the one
+    control_room.api.units authenticated); SQL Core statements on `conn`, the caller commits: the
+    hot path of the unit API, a few statements and no ORM unit of work.
     """
-    unit.last_seen_at = now
+    values: dict[str, Any] = {"last_seen_at": now}
     stale = staleness(unit, hb)
     sampled = False
     if stale is not None:
-        session.add(StaleHeartbeat(unit_pk=unit.id, received_at=now, seq=hb.seq, boot_id=hb.boot_id,
-                                   sent_at=hb.sent_at, reason=stale[:200], state=hb.state()))
+        conn.execute(_INSERT_STALE, {"unit_pk": unit.id, "received_at": now, "seq": hb.seq,
+                                     "boot_id": hb.boot_id, "sent_at": hb.sent_at, "reason": stale[:200],
+                                     "state": hb.state()})
     else:
-        unit.last_state = hb.state()
-        unit.last_seq = hb.seq
+        values.update(last_state=hb.state(), last_seq=hb.seq)
         if hb.software_version is not None:
-            unit.software_version = hb.software_version
-        _apply_position(unit, hb, now, settings)
+            values["software_version"] = hb.software_version
+        values.update(_position(unit, hb, now, settings))
         sampled = unit.last_sample_at is None or (
             now - unit.last_sample_at >= timedelta(seconds=settings.sample_interval_s))
         if sampled:
-            session.add(_sample(unit, hb, now))
-            unit.last_sample_at = now
-    instructions.acknowledge(session, unit, hb.acked, now)
-    return HeartbeatResult(instructions.deliver(session, unit, now), sampled, stale)
+            conn.execute(_INSERT_SAMPLE, _sample(unit.id, hb, now))
+            values["last_sample_at"] = now
+    conn.execute(_UPDATE_UNIT, {"unit_pk_": unit.id, **values})  # SET the columns named in `values`
+    instructions.acknowledge(conn, unit, hb.acked, now)
+    return HeartbeatResult(instructions.deliver(conn, unit, now), sampled, stale)
 
 
-def _apply_position(unit: Unit, hb: Heartbeat, now: datetime, settings: Settings) -> None:
+def _position(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings) -> dict[str, Any]:
     """A plausible fix moves the unit; an implausible one is flagged (the fix stays in last_state)."""
     fix = hb.gps
     if fix is None or fix.fix not in ("2d", "3d") or fix.lat is None or fix.lon is None:
-        return
+        return {}
     at = fix.time or now
     previous = None if unit.lat is None or unit.lon is None else (unit.lat, unit.lon, unit.position_at)
     flag = gps.implausible(fix.lat, fix.lon, at, previous, settings.gps_box(), settings.gps_max_speed_kmh)
     if flag is not None:
-        unit.gps_flag = flag[:200]
-        return
-    unit.lat, unit.lon, unit.position_at, unit.gps_flag = fix.lat, fix.lon, at, None
+        return {"gps_flag": flag[:200]}
+    return {"lat": fix.lat, "lon": fix.lon, "position_at": at, "gps_flag": None}
 
 
-def _sample(unit: Unit, hb: Heartbeat, now: datetime) -> HeartbeatSample:
-    return HeartbeatSample(
-        unit_pk=unit.id,
-        at=now,
-        signal_percent=hb.modem.signal_percent if hb.modem else None,
-        disk_free_bytes=hb.disk.free_bytes if hb.disk else None,
-        queue_depth=hb.uploads.pending if hb.uploads else None,
-        cpu_temp_c=hb.system.cpu_temp_c if hb.system else None,
-    )
+def _sample(unit_pk: int, hb: Heartbeat, now: datetime) -> dict[str, Any]:
+    return {
+        "unit_pk": unit_pk,
+        "at": now,
+        "signal_percent": hb.modem.signal_percent if hb.modem else None,
+        "disk_free_bytes": hb.disk.free_bytes if hb.disk else None,
+        "queue_depth": hb.uploads.pending if hb.uploads else None,
+        "cpu_temp_c": hb.system.cpu_temp_c if hb.system else None,
+    }
 
 
 def _fixed(note: EventNote) -> dict[str, Any]:
@@ -125,7 +150,7 @@ def differences(event: Event, note: EventNote) -> list[str]:
     return out
 
 
-def store_event(session: Session, unit: Unit, note: EventNote, now: datetime) -> tuple[Event, bool]:
+def store_event(session: Session, unit: UnitState, note: EventNote, now: datetime) -> tuple[Event, bool]:
     """Create the event, or add newly uploaded objects to it; returns (event, created).
 
     EventConflict if the id belongs to another unit or the stored content differs. A repeat never
@@ -155,7 +180,7 @@ def store_event(session: Session, unit: Unit, note: EventNote, now: datetime) ->
     return event, created
 
 
-def deployment_at(session: Session, unit: Unit, at: datetime) -> Deployment | None:
+def deployment_at(session: Session, unit: UnitState, at: datetime) -> Deployment | None:
     """The control room's deployment of the unit at time `at`, if any."""
     return session.scalar(
         select(Deployment)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from control_room import clock
@@ -22,8 +22,11 @@ from protocol.times import format_utc
 __all__ = ["InstructionError", "acknowledge", "deliver", "queue", "request_upload_range"]
 
 MAX_PER_RESPONSE = MAX_INSTRUCTIONS
-
-
+TABLE = Instruction.__table__
+_PENDING = (select(TABLE.c.id, TABLE.c.instruction_id, TABLE.c.type, TABLE.c.params)
+            .where(TABLE.c.unit_pk == bindparam("unit_pk_"), TABLE.c.acked_at.is_(None))
+            .order_by(TABLE.c.id)
+            .limit(MAX_PER_RESPONSE))
 
 
 def queue(session: Session, unit: Unit, kind: InstructionType, params: dict[str, Any] | None = None,
@@ -52,30 +55,43 @@ def request_upload_range(session: Session, unit: Unit, start: datetime, end: dat
     return queue(session, unit, InstructionType.UPLOAD_RANGE, params, user)
 
 
-def acknowledge(session: Session, unit: Unit, ids: list[str], now: datetime | None = None) -> int:
-    """Mark the unit's own instructions done; ids of other units or unknown ids are ignored."""
+def _connection(db: Session | Connection) -> Connection:
+    """The connection of `db`'s transaction (a session is flushed first: its queued rows count)."""
+    if isinstance(db, Session):
+        db.flush()
+        return db.connection()
+    return db
+
+
+def acknowledge(db: Session | Connection, unit: Any, ids: list[str], now: datetime | None = None) -> int:
+    """Mark the unit's own instructions done; ids of other units or unknown ids are ignored.
+
+    `unit` is anything with the unit's primary key as `.id` (a Unit, or a row of its columns)."""
     if not ids:
         return 0
-    result = session.execute(
-        update(Instruction)
-        .where(Instruction.unit_pk == unit.id, Instruction.instruction_id.in_(ids),
-               Instruction.acked_at.is_(None))
-        .values(acked_at=now or clock.now(session))
+    now = now or clock.now(db if isinstance(db, Session) else None)
+    result = _connection(db).execute(
+        update(TABLE)
+        .where(TABLE.c.unit_pk == unit.id, TABLE.c.instruction_id.in_(ids), TABLE.c.acked_at.is_(None))
+        .values(acked_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def deliver(session: Session, unit: Unit, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The pending instructions for the unit, oldest first, as the wire form; counts delivery."""
-    rows = session.scalars(
-        select(Instruction)
-        .where(Instruction.unit_pk == unit.id, Instruction.acked_at.is_(None))
-        .order_by(Instruction.id)
-        .limit(MAX_PER_RESPONSE)
-    ).all()
-    now = now or clock.now(session)
-    for row in rows:
-        row.delivery_count += 1
-        if row.first_delivered_at is None:
-            row.first_delivered_at = now
-    return [row.to_wire() for row in rows]
+def deliver(db: Session | Connection, unit: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The pending instructions for the unit, oldest first, as the wire form; counts delivery.
+
+    SQL Core on the transaction's connection (every heartbeat asks): one indexed SELECT, and an
+    UPDATE only when something is pending. ORM Instruction objects already loaded in a session are
+    not refreshed by it."""
+    conn = _connection(db)
+    rows = conn.execute(_PENDING, {"unit_pk_": unit.id}).all()
+    if not rows:
+        return []
+    now = now or clock.now(db if isinstance(db, Session) else None)
+    ids = [row.id for row in rows]
+    conn.execute(update(TABLE).where(TABLE.c.id.in_(ids)).values(delivery_count=TABLE.c.delivery_count + 1))
+    conn.execute(update(TABLE).where(TABLE.c.id.in_(ids), TABLE.c.first_delivered_at.is_(None))
+                 .values(first_delivered_at=now))
+    return [{"id": row.instruction_id, "type": InstructionType(row.type).value, **(row.params or {})}
+            for row in rows]

@@ -10,14 +10,13 @@ from typing import Any, NoReturn, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, request
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import Connection, Row, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from control_room import __version__, audit, clock, ingest, names
 from control_room.config import Settings
 from control_room.db import begin_soft_commit, get_session
 from control_room.errors import EventConflict, Refusal
-from control_room.models import Unit
 from control_room.provision import hash_token
 from protocol.events import EventNote
 from protocol.fields import first_error
@@ -57,13 +56,19 @@ def _limit_body() -> None:
         _refuse(413, f"body too large (limit {limit} bytes)")
 
 
-def _authenticate(unit_id: str) -> Unit:
-    """The unit owning the bearer token; 401 wrong/unknown/revoked, 403 a token of another unit."""
+_BY_TOKEN = select(*(ingest.UNITS.c[name] for name in ingest.UNIT_STATE_COLUMNS)).where(
+    ingest.UNITS.c.token_hash == bindparam("token_hash"))
+
+
+def _authenticate(unit_id: str, conn: Connection) -> Row[Any]:
+    """The unit owning the bearer token; 401 wrong/unknown/revoked, 403 a token of another unit.
+
+    Returns its row (ingest.UNIT_STATE_COLUMNS) read on `conn`, in the caller's transaction."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip() or len(token) > 256:
         _refuse(401, "missing or malformed bearer token", **{"WWW-Authenticate": "Bearer"})
-    unit = get_session().scalar(select(Unit).where(Unit.token_hash == hash_token(token.strip())))
+    unit = conn.execute(_BY_TOKEN, {"token_hash": hash_token(token.strip())}).first()
     if unit is None:
         _refuse(401, "unknown or wrong token", **{"WWW-Authenticate": "Bearer"})
     if unit.revoked_at is not None:
@@ -133,11 +138,11 @@ def _valid_event(unit_id: str) -> EventNote:
 def heartbeat(unit_id: str) -> Response:
     verdict = _checked(lambda: _validate(Heartbeat, unit_id))  # parsing outside the write transaction
     session = get_session()
-    begin_soft_commit(session)
-    unit = _authenticate(unit_id)
+    conn = begin_soft_commit(session)
+    unit = _authenticate(unit_id, conn)
     hb = _accept(verdict)
     now = _now()
-    result = ingest.store_heartbeat(session, unit, hb, now, _settings())
+    result = ingest.store_heartbeat(conn, unit, hb, now, _settings())
     session.commit()
     if result.stale is not None:
         log.info("stale heartbeat from %s kept as history: %s", unit_id, result.stale)
@@ -147,9 +152,9 @@ def heartbeat(unit_id: str) -> Response:
 @bp.post("/units/<unit_id>/events")
 def event(unit_id: str) -> Response:
     verdict = _checked(lambda: _valid_event(unit_id))
-    unit = _authenticate(unit_id)
-    note = _accept(verdict)
     session = get_session()
+    unit = _authenticate(unit_id, session.connection())
+    note = _accept(verdict)
     for attempt in (1, 2):
         try:
             _, created = ingest.store_event(session, unit, note, _now())
