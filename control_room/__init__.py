@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = False, clock: Clock | None = None,
-               **overrides: Any) -> Flask:
+               pages: bool = True, **overrides: Any) -> Flask:
     """Build the app: settings (from CONTROL_ROOM_* env when None), the database, the blueprints.
 
     `clock` (control_room.clock.Clock: anything with now()) gives every time the app stores
     (app.extensions["cctv_clock"] and each database session's info["clock"]);
     `migrate=True` upgrades the schema first (serve does this). The web pages (control_room.web,
     if present) are registered through its `init_app(app)`; settings are app.config["SETTINGS"].
+    `pages=False` builds the unit API alone (/api/v1: no pages, log-in or static files), for a
+    process of its own that units never share with people (`serve --unit-api-only`).
     """
     from flask import Flask
 
@@ -39,7 +41,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
         settings = load_settings(**overrides)
     elif overrides:
         settings = settings.model_copy(update=overrides)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder="static" if pages else None)
     app.config.update(
         SECRET_KEY=secret_key(settings),
         SETTINGS=settings,
@@ -50,6 +52,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False, clock
     app.extensions["cctv_clock"] = clock = clock or SYSTEM
     db.init_app(app, engine, clock)
     api.init_app(app)
-    if importlib.util.find_spec("control_room.web") is not None:
+    if pages and importlib.util.find_spec("control_room.web") is not None:
         importlib.import_module("control_room.web").init_app(app)
     return app

@@ -70,9 +70,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from control_room import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, migrate=not args.no_migrate)
-    log.info("control room %s on http://%s:%d (%s)", __version__, args.host, args.port,
-             app.extensions["cctv_db"]["engine"].dialect.name)
+    app = create_app(settings, migrate=not args.no_migrate, pages=not args.unit_api_only)
+    what = ", unit API only" if args.unit_api_only else ""
+    log.info("control room %s on http://%s:%d (%s%s)", __version__, args.host, args.port,
+             app.extensions["cctv_db"]["engine"].dialect.name, what)
     proxy: dict[str, object] = {}
     if args.trusted_proxy:  # the TLS-terminating reverse proxy says who the client was and that it was https
         proxy = {"trusted_proxy": args.trusted_proxy,
@@ -167,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
         (("--host",), {"default": "127.0.0.1"}), (("--port",), {"type": int, "default": 8080}),
         (("--threads",), {"type": int, "default": 8}),
         (("--no-migrate",), {"action": "store_true", "help": "do not upgrade the schema at start"}),
+        (("--unit-api-only",), {"action": "store_true", "help": "serve /api/v1 only (no pages or log-in): "
+                                "run beside a full `serve` and route /api/ here, so units never share "
+                                "threads or CPU time with people's requests"}),
         (("--trusted-proxy",), {"help": "address of the TLS-terminating reverse proxy"})])
     _add(sub, "db", cmd_db, "database schema", [(("action",), {"choices": ["upgrade", "current"]})])
     _add(sub, "create-council", cmd_create_council, "add a council", [
