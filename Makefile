@@ -40,11 +40,13 @@ lint: $(STAMP)
 
 # Tests run in parallel (pytest-xdist): two workers per core, since most tests wait on real time
 # (throttled links, real-time footage, booting systems) rather than compute; tests/conftest.py starts
-# the longest first. A hung test fails after 15 minutes instead of eating CI's 90.
+# the longest first. --maxschedchunk 1 hands tests out one at a time (xdist's default first hands each
+# worker a quarter of its share in one block: the first worker got every long test, one after another).
+# A hung test fails after 15 minutes instead of eating CI's 90.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 test: system-deps $(STAMP) lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist load --durations=25
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=25
 
 # The whole system: S3 (moto), the control room and three simulated units; Ctrl-C stops everything.
 demo: $(STAMP)

@@ -1,7 +1,9 @@
-"""Whole-suite test ordering: the longest tests start first, so two or more workers overlap them.
+"""Whole-suite test ordering for `make test`: the longest tests start first, each on its own worker.
 
-pytest-xdist's `load` scheduler hands tests out in collection order as workers free up; the slow
-system, demo and browser tests would otherwise start last and set the suite's wall time alone.
+`make test` runs pytest-xdist with `--dist load --maxschedchunk 1`: each worker holds the test it
+runs and the next one, and gets one more from the front of this order each time it finishes one.
+So a test handed to a worker that is running a long test waits for it: the order below gives each
+long test a short one to hold, so no long test waits behind another.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import pytest
 
 # Longest first (minutes each on 2 cores): booted systems, the whole demo, then every other slow test.
-_FIRST = ("tests/system/", "tests/demo/", "tests/evidence/test_end_to_end.py")
+_FIRST = ("tests/system/test_provisioning_e2e.py", "tests/demo/test_demo_check.py",
+          "tests/system/test_systemd_nspawn.py", "tests/demo/test_make_demo.py",
+          "tests/evidence/test_end_to_end.py")
+_SHORT = ("tests/agent/test_config.py", "tests/protocol/")  # well under a second each
 
 
 def _rank(item: pytest.Item) -> int:
@@ -20,5 +25,20 @@ def _rank(item: pytest.Item) -> int:
     return len(_FIRST) if item.get_closest_marker("slow") else len(_FIRST) + 1
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _workers(config: pytest.Config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: the order within each rank is the files' own
+    n = _workers(config)
+    longest = [i for i in items[:n] if _rank(i) < len(_FIRST)]
+    short = [i for i in items if i.nodeid.startswith(_SHORT)][:2 * len(longest)]
+    if not longest or len(short) < 2 * len(longest):
+        return
+    # Each worker starts with two tests (one long, one short); finishing the short one it is given
+    # one more, which waits behind its long test: another short one.
+    head = [x for pair in zip(longest, short, strict=False) for x in pair] + short[len(longest):]
+    taken = {id(i) for i in head}
+    items[:] = head + [i for i in items if id(i) not in taken]
