@@ -120,7 +120,8 @@ class Run:
     flags: dict[str, list[bool]] = field(default_factory=dict)  # per sequence: motion per frame
 
 
-def build_sequences() -> list[Sequence]:
+def build_sequences(only: set[str] | None = None) -> list[Sequence]:
+    """Every sequence, or only those of the named conditions (with the same seeds and footage)."""
     sequences = []
     for clip, (path, fps, first, last) in CLIPS.items():
         colour = read_frames(path, SIZE, gray=False)
@@ -129,6 +130,8 @@ def build_sequences() -> list[Sequence]:
         span = ACTIVE * step
         starts = np.linspace(first, last - span, len(CONDITIONS) * CYCLES).astype(int)
         for k, (cond, make) in enumerate(CONDITIONS.items()):
+            if only is not None and cond not in only:
+                continue
             effect = make(k)
             shift = (QUIET + ACTIVE) - (LEAD + QUIET // 2)  # steps land mid-way through empty stretches
             raw: list[np.ndarray] = [empty] * LEAD

@@ -27,6 +27,8 @@ _HOLD = 0.5  # a confirmed slow mover is held this many slow_window_s ...
 _RELIT_JUMP = 0.2  # more of the area than this jumping in one frame is a light change: start afresh
 _HOLD_MARGIN = 2  # ... where a blob still differing from the scene is within this many work pixels of it
 _SCENE_TAU = 8.0  # the scene background's time constant, in slow_window_s
+_FIT_ROUNDS = 3  # least-squares light fits between blocks: the first, and refits without outliers
+_FIT_GAIN = 4.0  # largest light change (as a gain either way) matched between blocks
 
 
 class SlowMovers:
@@ -45,7 +47,7 @@ class SlowMovers:
 
     def _changed(self, frame: np.ndarray, ref: np.ndarray, threshold: float | None = None
                  ) -> np.ndarray: ...  # MotionDetector's
-    def _match_light(self, frame: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray: ...
+    _last_changed: np.ndarray | None
 
     @staticmethod
     def _alpha(dt: float, tau: float) -> float:
@@ -55,6 +57,43 @@ class SlowMovers:
         """Change threshold between 1 s block averages: lower than between frames (averaging
         five frames halves the noise), so a dark figure on a dark lawn still shows."""
         return _SLOW_LEVEL * self._threshold * self._raw_span / 255.0
+
+    def _light_fit(self, frame: np.ndarray, ref: np.ndarray, exclude: np.ndarray | None = None
+                   ) -> tuple[float, float]:
+        """Gain and offset that best map frame onto ref (least squares, refitted without the pixels
+        it then misses by more than the slow threshold: the mover itself), over pixels that were not
+        changing, are not clipped and are not in `exclude`. Quartiles, as the frame path uses, come
+        in whole grey levels: in fog or under a deep cloud the unstretched blocks span a few tens of
+        levels, a one-level error is a 5-10 % gain error, and the brightest lines of the scene (road
+        markings) then differ by more than the slow threshold: a false slow mover."""
+        quiet = self._valid if self._last_changed is None else cv2.subtract(self._valid, self._last_changed)
+        if exclude is not None:
+            quiet = cv2.subtract(quiet, exclude)
+        ok = (quiet > 0) & (frame > 5) & (frame < 250) & (ref > 5) & (ref < 250)
+        f = frame[ok].astype(np.float32)
+        r = ref[ok].astype(np.float32)
+        if f.size < 0.2 * self._zone_area:
+            return 1.0, 0.0
+        gain, offset = 1.0, 0.0
+        for _ in range(int(_FIT_ROUNDS)):
+            fm, rm = float(f.mean()), float(r.mean())
+            var = float(((f - fm) ** 2).mean())
+            gain = float(((f - fm) * (r - rm)).mean()) / var if var >= 4.0 else 1.0
+            gain = min(_FIT_GAIN, max(1.0 / _FIT_GAIN, gain))
+            offset = rm - gain * fm
+            inside = np.abs(r - (gain * f + offset)) < self._slow_level()
+            if np.count_nonzero(inside) < 0.5 * f.size:
+                break
+            f, r = f[inside], r[inside]
+        return gain, offset
+
+    @staticmethod
+    def _relight(frame: np.ndarray, gain: float, offset: float) -> np.ndarray:
+        """gain * frame + offset, rounded and clipped to 0..255 (a lookup table)."""
+        if abs(gain - 1.0) < 0.002 and abs(offset) < 0.2:
+            return frame
+        table = np.clip(np.arange(256, dtype=np.float32) * gain + offset + 0.5, 0, 255).astype(np.uint8)
+        return cv2.LUT(frame, table)
 
     def _forget_slow(self) -> None:
         """Drop the slow-mover history (after a start, a gap or a global light change)."""
@@ -140,7 +179,7 @@ class SlowMovers:
         old_t, old, old_clip, _ = self._blocks[0]
         if newest_t - old_t < window:
             return
-        old = self._match_light(old, recent)
+        old = self._relight(old, *self._light_fit(old, recent))
         unsure = cv2.bitwise_or(recent_clip, old_clip)
         for _t, _f, _c, jumps in self._blocks:  # the old block's too: traffic that has just left
             unsure = cv2.bitwise_or(unsure, jumps)
@@ -167,17 +206,23 @@ class SlowMovers:
         busy = fast if self._mask is None else cv2.bitwise_or(fast, cv2.dilate(self._mask, _KERNEL3))
         free = cv2.bitwise_not(busy)
         jumped = cv2.dilate(jumped, _KERNEL3)
+        # The scene is kept in its own light: the block is mapped onto it before it is learnt, so
+        # spots relearnt at different times of a passing cloud still make one picture (no patchwork
+        # that no single light change explains), and compared with the scene mapped onto the block.
+        scene = cv2.convertScaleAbs(self._scene)
+        gain, offset = self._light_fit(scene, recent, exclude=self._reseed)
+        lit = (recent.astype(np.float32) - offset) / gain
         self._steady_s += block_s
         self._steady_s[jumped > 0] = 0.0
         settled = cv2.compare(self._steady_s, self.cfg.slow_window_s, cv2.CMP_GE)
         settled = cv2.bitwise_and(cv2.bitwise_and(self._reseed, settled), free)
-        cv2.accumulateWeighted(recent, self._scene, 1.0, mask=settled)
+        cv2.accumulateWeighted(lit, self._scene, 1.0, mask=settled)
         self._reseed = cv2.bitwise_or(cv2.subtract(self._reseed, settled), jumped)
-        scene = cv2.convertScaleAbs(self._scene)
-        off = self._changed(self._match_light(recent, scene), scene, self._slow_level())
+        scene = self._relight(cv2.convertScaleAbs(self._scene), gain, offset)
+        off = self._changed(recent, scene, self._slow_level())
         self._off_scene = cv2.subtract(off, cv2.bitwise_or(clipped, self._reseed))
         tau = _SCENE_TAU * self.cfg.slow_window_s
-        cv2.accumulateWeighted(recent, self._scene, self._alpha(block_s, tau),
+        cv2.accumulateWeighted(lit, self._scene, self._alpha(block_s, tau),
                                mask=cv2.subtract(free, self._reseed))
 
     def _scene_movers(self, changed: np.ndarray) -> list[tuple[Box, float, np.ndarray]]:
