@@ -8,7 +8,7 @@ import pytest
 from agent.config import MotionConfig
 from agent.detection.motion import MotionDetector, MotionResult
 from tests.agent.motion_eval import CDNET, PixelScore, load_cdnet
-from tests.agent.synthetic import DATA, read_frames
+from tests.agent.synthetic import DATA, cloud_ramp, fog, read_frames
 
 SIZE = (320, 240)
 
@@ -109,3 +109,32 @@ def test_motion_ends_after_the_traffic_leaves(highway: list[np.ndarray]) -> None
     assert flags.index(True) <= 52
     assert sum(flags[50:110]) >= 55
     assert not any(flags[110 + int(3 * fps) :])
+
+
+
+@pytest.mark.parametrize(("weather", "k"), [("fog", 12), ("fast_deep_cloud", 9)])
+def test_no_false_slow_mover_after_traffic_in_fog_and_cloud(highway: list[np.ndarray], weather: str, k: int
+                                                             ) -> None:
+    """The two sequences where the slow-mover path once made a false event (benchmarks/motion.py,
+    highway, held-out fog and fast deep cloud, same footage, seeds and layout): 4 s stretches of
+    real traffic between 12 s of the empty road. Light was matched in whole grey levels on a
+    low-contrast frame, and the slow scene was relearnt piecewise at different points of the
+    cloud: road markings and whole regions differed. Motion now only with the traffic (and up to
+    3 s after it leaves)."""
+    empty = np.median(np.stack(highway[469:1700:10]), axis=0).astype(np.uint8)
+    fps, period = 5.0, 160
+    effect = fog(period, seed=k) if weather == "fog" else cloud_ramp(period // 2, seed=k, depth=0.6)
+    starts = np.linspace(469, 1699 - 100, 45).astype(int)[3 * k : 3 * k + 3]
+    raw, truth = [empty] * 30, []
+    for s in starts:
+        raw += [empty] * 60
+        truth.append(len(raw))
+        raw += highway[s : s + 100 : 5]
+    raw += [empty] * 60
+    shift = 80 - (30 + 30)  # as the benchmark: steps land mid-way through the empty stretches
+    det = MotionDetector(MotionConfig(), SIZE)
+    flags = [det.analyse(effect((i + shift) % period, f), i / fps).motion for i, f in enumerate(raw)]
+    for a in truth:
+        assert any(flags[a : a + 25]), "traffic missed"
+    stray = [i / fps for i, f in enumerate(flags) if f and not any(a <= i <= a + 20 + 3 * fps for a in truth)]
+    assert not stray, f"{weather}: motion without traffic at {stray[:3]} s"
