@@ -106,7 +106,9 @@ def store_heartbeat(conn: Connection, unit: UnitState, hb: Heartbeat, now: datet
             values["last_sample_at"] = now
     conn.execute(_UPDATE_UNIT, {"unit_pk_": unit.id, **values})  # SET the columns named in `values`
     instructions.acknowledge(conn, unit, hb.acked, now)
-    return HeartbeatResult(instructions.deliver(conn, unit, now), sampled, stale)
+    # The token lookup may have said already that nothing is pending (acks only make that truer).
+    pending = instructions.deliver(conn, unit, now) if getattr(unit, "pending_instructions", True) else []
+    return HeartbeatResult(pending, sampled, stale)
 
 
 def _position(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from typing import Any, NoReturn, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, request
 from pydantic import ValidationError
-from sqlalchemy import Connection, Row, bindparam, select, text
+from sqlalchemy import Connection, Row, bindparam, exists, select, text
 from sqlalchemy.exc import IntegrityError
 
 from control_room import __version__, audit, clock, ingest, names
 from control_room.config import Settings
 from control_room.db import begin_soft_commit, get_session
 from control_room.errors import EventConflict, Refusal
+from control_room.models import Instruction
 from control_room.provision import hash_token
 from protocol.events import EventNote
 from protocol.fields import first_error
@@ -56,14 +57,17 @@ def _limit_body() -> None:
         _refuse(413, f"body too large (limit {limit} bytes)")
 
 
-_BY_TOKEN = select(*(ingest.UNITS.c[name] for name in ingest.UNIT_STATE_COLUMNS)).where(
+_PENDING = (exists().where(Instruction.__table__.c.unit_pk == ingest.UNITS.c.id,
+                          Instruction.__table__.c.acked_at.is_(None)).label("pending_instructions"))
+_BY_TOKEN = select(*(ingest.UNITS.c[name] for name in ingest.UNIT_STATE_COLUMNS), _PENDING).where(
     ingest.UNITS.c.token_hash == bindparam("token_hash"))
 
 
 def _authenticate(unit_id: str, conn: Connection) -> Row[Any]:
     """The unit owning the bearer token; 401 wrong/unknown/revoked, 403 a token of another unit.
 
-    Returns its row (ingest.UNIT_STATE_COLUMNS) read on `conn`, in the caller's transaction."""
+    Returns its row (ingest.UNIT_STATE_COLUMNS, and whether instructions are pending for it) read
+    on `conn`, in the caller's transaction."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip() or len(token) > 256:
