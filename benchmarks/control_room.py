@@ -85,12 +85,13 @@ def provision_up_to(url: str, n: int, tokens: list[tuple[str, str]]) -> None:
 
 
 @contextlib.contextmanager
-def serve(url: str, threads: int) -> Iterator[tuple[int, int]]:
+def serve(url: str, threads: int, *options: str) -> Iterator[tuple[int, int]]:
+    """`cctv-control-room serve` (plus `options`, e.g. --unit-api-only) on a free port: (port, pid)."""
     port = free_port()
     env = {**os.environ, "CONTROL_ROOM_DATABASE_URL": url, "CONTROL_ROOM_SECRET_KEY": SECRET}
     code = "from control_room.cli import main; raise SystemExit(main())"
     proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--threads",
-                             str(threads), "--no-migrate"], env=env, cwd=tempfile.gettempdir(),
+                             str(threads), "--no-migrate", *options], env=env, cwd=tempfile.gettempdir(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
