@@ -5,8 +5,9 @@ provisions 100, 1,000 and 10,000 units and replays their heartbeats open-loop at
 would send them (units / interval: 10,000 units at 60 s = ~167 req/s). Latency is measured from
 each request's scheduled time, so a server that falls behind shows it. Baselines in the same run:
 the /api/v1/health endpoint (HTTP + framework + one SELECT 1) and closed-loop saturation.
-Each fleet size runs `--duration` s (20) or long enough for `--min-requests` (50), whichever is
-longer: 30 s for 100 units, 3,333 requests for 10,000. Writes benchmarks/results/control_room.json.
+Each fleet size runs `--duration` s (15) or long enough for `--min-requests` (50), whichever is
+longer: 30 s for 100 units, 250 requests for 1,000, 2,500 for 10,000.
+Writes benchmarks/results/control_room.json.
 """
 
 from __future__ import annotations
@@ -266,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000, 10000])
     p.add_argument("--interval", type=float, default=60.0, help="each unit's heartbeat interval, s")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of sustained load per fleet size")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of sustained load per fleet size")
     p.add_argument("--min-requests", type=int, default=50,
                    help="a fleet size runs at least long enough for this many requests (small fleets)")
-    p.add_argument("--saturation-s", type=float, default=10.0,
+    p.add_argument("--saturation-s", type=float, default=6.0,
                    help="seconds of each closed-loop baseline (health, heartbeat saturation)")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--threads", type=int, default=8, help="waitress threads in the one app process")
