@@ -27,12 +27,19 @@ Method (also in docs/motion.md):
 - Cost. Median wall time of the detector call per analysed frame, over every frame of the run
   (thousands), measured with perf_counter on a machine shared with other work, so the median;
   also the median over the frames with real motion in them, which cost more.
+- Order. Runs that only give accuracy do not depend on time, so they use every core: first the
+  slow-mover sequences (one process per clip builds its sequences and runs every detector on them)
+  while this process builds the main sequences; then the timed runs (ours, ours without the
+  slow-mover path, both baselines) one at a time with nothing else of this benchmark running; then
+  ours at the other sensitivities in parallel. Wall time of each stage in `_meta.took_s`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -40,6 +47,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -280,13 +288,67 @@ def busy_frames(sequences: list[Sequence]) -> np.ndarray:
                      for seq in sequences for i in range(len(seq.frames))])
 
 
-def slow_movers(tuned: dict[str, float] | None = None, split: str | None = None) -> dict:
-    """The slow-mover sequences (benchmarks/motion_slow.py), ours and both baselines in one run."""
-    seqs = [s for s in motion_slow.build(CLIPS, SIZE, CONDITIONS, PERIOD) if split in (None, s.split)]
+# Untimed runs (accuracy only) go to worker processes forked once the main sequences are built (they
+# inherit them); a slow-mover task builds one clip's slow-mover sequences in its worker and runs every
+# detector of SLOW_DETECTORS on them, returning the sequences without their frames.
+_MAIN: list[Sequence] = []
+SLOW_DETECTORS = ("ours", "ours_plain", "mog2", "frame_mse")
+Task = tuple[str, str, float | None]  # ("main", detector, sensitivity or None) | ("slow", clip, None)
+
+
+def _untimed(seqs: list[Sequence], kind: str, sensitivity: float | None = None) -> Run:
+    if kind in ("ours", "ours_plain"):
+        settings = {} if sensitivity is None else {"sensitivity": sensitivity}
+        settings |= {} if kind == "ours" else {"slow_window_s": 0.0}
+        run = run_ours(seqs, MotionConfig(**settings))
+    else:
+        run = run_baseline(seqs, mog2 if kind == "mog2" else frame_mse)
+    run.ms = []  # not timed: other runs share the cores
+    return run
+
+
+def _task(task: Task) -> Any:
+    if task[0] == "main":
+        return _untimed(_MAIN, task[1], task[2])
+    seqs = motion_slow.build(CLIPS, SIZE, CONDITIONS, PERIOD, only_clip=task[1])
     as_seq = [Sequence(s.name, s.frames, []) for s in seqs]
-    ours = run_ours(as_seq, MotionConfig())
-    plain = run_ours(as_seq, MotionConfig(slow_window_s=0.0))
-    mog, mse = run_baseline(as_seq, mog2), run_baseline(as_seq, frame_mse)
+    runs = [_untimed(as_seq, kind) for kind in SLOW_DETECTORS]
+    return [dataclasses.replace(s, frames=[]) for s in seqs], runs
+
+
+def untimed_pool(main: list[Sequence], tasks: list[Task], workers: int) -> tuple[Any, Any]:
+    """Accuracy-only tasks started in `workers` processes (their flags do not depend on time):
+    (pool, AsyncResult); get() the results, then close() and join() the pool."""
+    _MAIN[:] = main
+    pool = multiprocessing.get_context("fork").Pool(max(1, workers))
+    return pool, pool.map_async(_task, tasks, chunksize=1)
+
+
+def run_untimed(main: list[Sequence], tasks: list[Task]) -> list[Any]:
+    """Accuracy-only tasks, on every core at once."""
+    pool, pending = untimed_pool(main, tasks, min(len(tasks), os.cpu_count() or 1))
+    with pool:
+        return pending.get()
+
+
+def slow_runs(parts: list[tuple[list, list[Run]]], split: str | None = None) -> tuple[list, list[Run]]:
+    """The slow-mover tasks' results joined in clip order: the sequences (of `split`, or all) and one
+    Run per detector of SLOW_DETECTORS."""
+    seqs = [s for part, _ in parts for s in part if split in (None, s.split)]
+    runs = []
+    for i in range(len(SLOW_DETECTORS)):
+        run = Run()
+        for _, part_runs in parts:
+            run.values |= part_runs[i].values
+            run.flags |= part_runs[i].flags
+        runs.append(run)
+    return seqs, runs
+
+
+def slow_movers(seqs: list, runs: list[Run], tuned: dict[str, float] | None = None) -> dict:
+    """Ours, ours without the slow-mover path and both baselines on the slow-mover sequences (the
+    runs of SLOW_DETECTORS, in that order)."""
+    ours, plain, mog, mse = runs
     out = {"method": "see the module docstring of benchmarks/motion_slow.py",
            "ours": motion_slow.evaluate(seqs, ours.flags, GAP_S),
            "ours_without_slow_path": motion_slow.evaluate(seqs, plain.flags, GAP_S),
@@ -320,18 +382,36 @@ def main() -> int:
         return 2
     cv2.setNumThreads(1)  # like the unit: one analysis thread, the other cores record
     if args.slow_only:
-        slow = slow_movers(split=None if args.slow_only == "all" else args.slow_only)
+        parts = run_untimed([], [("slow", clip, None) for clip in CLIPS])
+        slow = slow_movers(*slow_runs(parts, None if args.slow_only == "all" else args.slow_only))
         show_slow(slow)
         for name in ("ours", "mog2"):
             print(name, "missed:", slow[name]["missed"])
         print("ours false events:", {k: v["false_events"] for k, v in slow["ours"]["cases"].items()
                                      if v["false_events"]})
         return 0
-    sequences = build_sequences()
+    took: dict[str, float] = {}
+    t0 = time.monotonic()
+    # untimed first: the slow-mover tasks (one per clip) while this process builds the main sequences
+    pool, pending = untimed_pool([], [("slow", clip, None) for clip in CLIPS], len(CLIPS))
+    with pool:
+        sequences = build_sequences()
+        slow_seqs, slow = slow_runs(pending.get())
+    took["slow_movers_and_sequences_in_parallel"] = round(time.monotonic() - t0, 1)
     cfg = MotionConfig()
+    # timed: one at a time, nothing else running
+    t0 = time.monotonic()
     ours = run_ours(sequences, cfg)
     mog = run_baseline(sequences, mog2)
     mse = run_baseline(sequences, frame_mse)
+    plain = run_ours(sequences, MotionConfig(slow_window_s=0.0))  # as before the slow-mover path
+    took["timed_one_at_a_time"] = round(time.monotonic() - t0, 1)
+    # untimed: other sensitivities, in parallel
+    t0 = time.monotonic()
+    sensitivities = (0.25, 0.75)
+    runs = run_untimed(sequences, [("main", "ours", s) for s in sensitivities])
+    by_sensitivity = dict(zip(sensitivities, runs, strict=True))
+    took["sensitivities_in_parallel"] = round(time.monotonic() - t0, 1)
     busy = busy_frames(sequences)
     results = {
         "ours": {**timing(ours, busy), **evaluate(sequences, ours.flags),
@@ -345,16 +425,15 @@ def main() -> int:
                                   "int32, hysteresis 2",
                       "tuned": best_threshold(sequences, mse, np.geomspace(1, 400, 25))},
     }
-    for s in (0.25, 0.75):
-        run = run_ours(sequences, MotionConfig(sensitivity=s))
+    for s, run in by_sensitivity.items():
         results["ours"][f"at_sensitivity_{s}"] = evaluate(sequences, run.flags)
-    plain = run_ours(sequences, MotionConfig(slow_window_s=0.0))  # as before the slow-mover path
     results["ours"]["without_slow_path"] = {**timing(plain, busy), **evaluate(sequences, plain.flags)}
-    results["slow_movers"] = slow_movers({"mog2": results["mog2"]["tuned"]["threshold"],
+    results["slow_movers"] = slow_movers(slow_seqs, slow,
+                                         {"mog2": results["mog2"]["tuned"]["threshold"],
                                           "frame_mse": results["frame_mse"]["tuned"]["threshold"]})
     results["_meta"] = {
         "method": "see the module docstring of benchmarks/motion.py and docs/motion.md",
-        "sequences": len(sequences), "fps": FPS, "size": list(SIZE),
+        "sequences": len(sequences), "fps": FPS, "size": list(SIZE), "took_s": took,
         "cdnet_pixel_agreement_5fps": cdnet_pixels(),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "opencv": cv2.__version__, "cpus": os.cpu_count(), "loadavg": os.getloadavg(),

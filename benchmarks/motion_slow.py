@@ -53,12 +53,15 @@ class SlowSequence:
 
 
 def build(clips: dict[str, tuple], size: tuple[int, int], conditions: dict[str, Callable[[int], Nuisance]],
-          period: int) -> list[SlowSequence]:
-    """Every slow-mover sequence: clips as in benchmarks/motion.py, conditions by name from there."""
+          period: int, only_clip: str | None = None) -> list[SlowSequence]:
+    """Every slow-mover sequence (or those of one clip, the same as among all): clips as in
+    benchmarks/motion.py, conditions by name from there."""
     out = []
     scale = size[0] / 480.0
     n = round((LEAD_S + MOVE_S) * FPS)
     for c, (clip, (path, _fps, first, last)) in enumerate(clips.items()):
+        if only_clip is not None and clip != only_clip:
+            continue  # the seeds below follow the clip's place among all (c)
         colour = read_frames(path, size, gray=False)
         empty = np.median(np.stack(colour[first : last + 1 : 10]), axis=0).astype(np.uint8)
         patch, alpha = cutout(colour[first : last + 1 : 7], empty)
