@@ -288,9 +288,9 @@ def busy_frames(sequences: list[Sequence]) -> np.ndarray:
                      for seq in sequences for i in range(len(seq.frames))])
 
 
-# Untimed runs (accuracy only) go to worker processes forked once the main sequences are built (they
-# inherit them); a slow-mover task builds one clip's slow-mover sequences in its worker and runs every
-# detector of SLOW_DETECTORS on them, returning the sequences without their frames.
+# Untimed runs (accuracy only) go to forked worker processes: a "main" task runs on the main sequences
+# (built before its pool, so inherited); a "slow" task builds one clip's slow-mover sequences in its
+# worker and runs every detector of SLOW_DETECTORS on them, returning the sequences without frames.
 _MAIN: list[Sequence] = []
 SLOW_DETECTORS = ("ours", "ours_plain", "mog2", "frame_mse")
 Task = tuple[str, str, float | None]  # ("main", detector, sensitivity or None) | ("slow", clip, None)
@@ -318,7 +318,7 @@ def _task(task: Task) -> Any:
 
 def untimed_pool(main: list[Sequence], tasks: list[Task], workers: int) -> tuple[Any, Any]:
     """Accuracy-only tasks started in `workers` processes (their flags do not depend on time):
-    (pool, AsyncResult); get() the results, then close() and join() the pool."""
+    (pool, AsyncResult); use the pool as a context manager and get() the results inside it."""
     _MAIN[:] = main
     pool = multiprocessing.get_context("fork").Pool(max(1, workers))
     return pool, pool.map_async(_task, tasks, chunksize=1)
