@@ -4,6 +4,7 @@ a row with CPU hogs running beside it, stopping at the first failure -> results/
 Each run's wall and CPU time, its kills (all, and mid-upload) and the data budget's deviation from the
 bytes the unit put on the link come from the test's own record (pytest record_property, via JUnit XML).
 Not part of `make bench` (about 40 min): run it by hand, `python -m benchmarks.powercut_loop --runs 20`.
+Sequences run side by side (each one more load for the others) are combined with `--merge A.json B.json`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--hogs", type=int, default=2, help="busy-looping processes beside the test")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--merge", type=Path, nargs="+", help="combine these sequences' records into --out")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     runs: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     load_before = os.getloadavg()
@@ -116,6 +120,28 @@ def write(args: argparse.Namespace, runs: list[dict[str, Any]], started: datetim
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """One record of sequences run at the same time: every run of every sequence, and the totals."""
+    seqs = [json.loads(p.read_text()) for p in paths]
+    runs = [r for s in seqs for r in s["per_run"]]
+    deviations = [abs(r["budget_deviation_pct"]) for r in runs if "budget_deviation_pct" in r]
+    result = {
+        "test": TEST,
+        "sequences_side_by_side": len(seqs),
+        "cpu_hogs": sum(s["cpu_hogs"] for s in seqs),
+        "runs": len(runs),
+        "passed": sum(r["passed"] for r in runs),
+        "failed": sum(not r["passed"] for r in runs),
+        "kills_total": sum(r.get("kills", 0) for r in runs),
+        "kills_mid_upload_total": sum(r.get("kills_mid_upload", 0) for r in runs),
+        "max_abs_budget_deviation_pct": max(deviations) if deviations else None,
+        "wall_s_min_median_max": _spread([r["wall_s"] for r in runs]),
+        "sequences": seqs,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["failed"] == 0 else 1
 
 
 def _spread(xs: list[float]) -> list[float]:
