@@ -22,7 +22,14 @@ from agent.clock import ManualClock
 from control_room import create_app
 from control_room.config import Settings
 from control_room.db import get_engine
-from tests.control_room.conftest import SECRET, Factory, LiveServer, serve_in_thread
+from tests.control_room.conftest import (  # noqa: F401 (migrated_sqlite: a fixture)
+    SECRET,
+    Factory,
+    LiveServer,
+    copy_migrated,
+    migrated_sqlite,
+    serve_in_thread,
+)
 from tests.evidence.unitsim import SOURCE_CLIP, make_segments
 
 REGION = "eu-west-2"
@@ -128,7 +135,8 @@ def settings(tmp_path: Path, moto: str, bucket: str, smtp: tuple[int, Mailbox]) 
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> Iterator[Flask]:
+def app(settings: Settings, clock: ManualClock, migrated_sqlite: Path) -> Iterator[Flask]:  # noqa: F811
+    copy_migrated(migrated_sqlite, settings.resolved_database_url())
     app = create_app(settings, migrate=True, clock=clock)
     app.config["TESTING"] = True
     yield app

@@ -26,6 +26,7 @@ from control_room.db import get_engine, session_scope
 from control_room.models import Unit
 from provisioning.cli import main
 from provisioning.inventory import encrypt
+from tests.control_room.conftest import copy_migrated, migrated_sqlite  # noqa: F401 (a fixture)
 from tests.servers import moto_process
 
 REGION = "eu-west-2"
@@ -72,10 +73,11 @@ def store() -> Iterator[Store]:
 
 
 @pytest.fixture
-def control_room(tmp_path: Path) -> Iterator[Any]:
+def control_room(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Any]:  # noqa: F811
     """A migrated control room (Flask app, SQLite) with council 'herts'."""
     settings = CRSettings(instance_dir=tmp_path / "cr", database_url=f"sqlite:///{tmp_path / 'cr.db'}",
                           secret_key="test-secret-key-0123456789abcdef", sample_interval_s=0)
+    copy_migrated(migrated_sqlite, settings.database_url)
     app = create_app(settings, migrate=True, clock=ManualClock(wall=time.time()))
     app.config["TESTING"] = True
     with session_scope(get_engine(app)) as s:
