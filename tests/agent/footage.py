@@ -65,3 +65,24 @@ def encode_segments(src: Path, folder: Path, seg_s: float = 10.0, gop: int = 20,
         out.close()
         segs[-1].end = T0 + n / fps
     return segs
+
+
+def first_frames(src: Path, out: Path, frames: int) -> Path:
+    """The first `frames` frames of a real clip, same size and rate (MJPEG AVI): for tests that need
+    recorded footage and events but not the whole clip (each second of footage costs CPU to record)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(footage(src)))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    try:
+        for _ in range(frames):
+            ok, image = cap.read()
+            if not ok:
+                break
+            writer.write(image)
+    finally:
+        writer.release()
+        cap.release()
+    return out

@@ -25,7 +25,7 @@ from agent.fsutil import sha256_file
 from agent.recording.index import SegmentIndex
 from agent.runner import run
 from agent.state import StateStore
-from tests.agent.footage import T0, VTEST, footage
+from tests.agent.footage import T0, VTEST, first_frames, footage
 
 MASK = [[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]
 
@@ -43,6 +43,13 @@ def unit_config(data_dir: Path, **camera):
         "privacy": {"masks": [{"name": "left edge", "polygon": MASK}]},
         "upload": {"enabled": False}, "status": {"enabled": False},
     }, env={})
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    """The first 30 s of the sample clip (people walking throughout): for tests that need some recorded
+    footage and events, not all 79.5 s of it."""
+    return first_frames(VTEST, tmp_path_factory.mktemp("clip") / "vtest_30s.avi", 300)
 
 
 @pytest.fixture(scope="module")
@@ -188,11 +195,12 @@ def test_run_on_the_picamera2_hardware_path_until_stopped(tmp_path, fake_picamer
     assert snap.shape == (360, 640, 3) and snap[:, :50].mean() < 12
 
 
-def test_stale_clock_after_reboot_events_follow_the_recording_timeline(tmp_path) -> None:
+def test_stale_clock_after_reboot_events_follow_the_recording_timeline(tmp_path, short_clip) -> None:
     """A Pi without a real-time clock reboots reading a time before its last footage: the recorder
     holds segment times back (flagged unsynced); events must cut this run's footage, not older."""
-    cfg = unit_config(tmp_path)
+    cfg = unit_config(tmp_path, device=str(short_clip))
     first = run(cfg, ManualClock(wall=T0 + 1000, mono=100.0))
+    assert first.events
     last_end = SegmentIndex(connect(db_path(tmp_path))).all()[-1].end
     second = run(cfg, ManualClock(wall=T0, mono=5000.0))  # the clock now reads 1000 s too early
     assert len(second.events) == len(first.events)
@@ -262,8 +270,8 @@ def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path) -> None:
     assert conn.execute("SELECT count(*) FROM event_journal").fetchone()[0] == 0
 
 
-def test_run_applies_retention_to_old_footage(tmp_path) -> None:
-    cfg = unit_config(tmp_path)
+def test_run_applies_retention_to_old_footage(tmp_path, short_clip) -> None:
+    cfg = unit_config(tmp_path, device=str(short_clip))
     run(cfg, ManualClock(wall=T0, mono=100.0))
     old = SegmentIndex(connect(db_path(tmp_path))).all()
     assert old and all(s.path.exists() for s in old)
@@ -273,14 +281,14 @@ def test_run_applies_retention_to_old_footage(tmp_path) -> None:
     assert now and all(s.start >= T0 + 40 * 86400 - 1 for s in now)
 
 
-def test_run_started_by_hand_writes_nothing_world_readable(tmp_path) -> None:
+def test_run_started_by_hand_writes_nothing_world_readable(tmp_path, short_clip) -> None:
     """Commissioning: `cctv-agent run` from a root shell (umask 022), outside systemd's UMask=0027.
     Segments, clips, snapshots, records and agent.db are personal data: no file or folder for others."""
     import os
     import stat
 
     data_dir = tmp_path / "unit"
-    cfg = _write_config(tmp_path / "unit.toml", data_dir, device=str(footage(VTEST)), pace="fast")
+    cfg = _write_config(tmp_path / "unit.toml", data_dir, device=str(short_clip), pace="fast")
     out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
     assert out.returncode == 0, out.stderr
