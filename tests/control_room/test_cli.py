@@ -59,16 +59,16 @@ def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen([sys.executable, "-c", CODE, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a timeout on observable state: start-up is slow on a loaded host
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + "/api/v1/health", timeout=1).status_code == 200:
+            if requests.get(url + "/api/v1/health", timeout=5).status_code == 200:
                 return proc, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused while starting, or a read timeout under load
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("serve did not answer within 30 s")
+    raise AssertionError("serve did not answer within 120 s")
 
 
 def test_provision_serve_and_revoke(run, env, database_url):
