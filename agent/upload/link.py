@@ -166,6 +166,10 @@ def _register(conn: Any) -> None:
     t: Transfer | None = getattr(_current, "transfer", None)
     if t is not None and t.sock is None and getattr(conn, "sock", None) is not None:
         t.sock = conn.sock
+        # urllib3 sends a body under the connect timeout (a new connection) or the last request's read
+        # timeout (a reused one); with little unsent allowed (limit_unsent) a send waits for the link,
+        # and the watch, not a fixed timeout, decides when a link that stopped moving is dead
+        conn.sock.settimeout(BACKSTOP_S)
 
 
 def limit_unsent(sock: socket.socket | None, limit: int = UNSENT_MAX) -> bool:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+FOOTAGE = ROOT.parent / "shared" / "data"
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"real footage not found at {FOOTAGE} (../shared/data)")
 def test_make_demo_check_passes(tmp_path: Path) -> None:
     done = subprocess.run(
         ["make", "--no-print-directory", "demo-check", f"DEMO_ARGS=--dir {tmp_path / 'demo-check-run'}"],
