@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from control_room import clock
@@ -81,7 +81,7 @@ def acknowledge(db: Session | Connection, unit: Any, ids: list[str], now: dateti
 def deliver(db: Session | Connection, unit: Any, now: datetime | None = None) -> list[dict[str, Any]]:
     """The pending instructions for the unit, oldest first, as the wire form; counts delivery.
 
-    SQL Core on the transaction's connection (every heartbeat asks): one indexed SELECT, and an
+    SQL Core on the transaction's connection (every heartbeat asks): one indexed SELECT, and one
     UPDATE only when something is pending. ORM Instruction objects already loaded in a session are
     not refreshed by it."""
     conn = _connection(db)
@@ -90,8 +90,9 @@ def deliver(db: Session | Connection, unit: Any, now: datetime | None = None) ->
         return []
     now = now or clock.now(db if isinstance(db, Session) else None)
     ids = [row.id for row in rows]
-    conn.execute(update(TABLE).where(TABLE.c.id.in_(ids)).values(delivery_count=TABLE.c.delivery_count + 1))
-    conn.execute(update(TABLE).where(TABLE.c.id.in_(ids), TABLE.c.first_delivered_at.is_(None))
-                 .values(first_delivered_at=now))
+    first = TABLE.c.first_delivered_at
+    conn.execute(update(TABLE).where(TABLE.c.id.in_(ids)).values(
+        delivery_count=TABLE.c.delivery_count + 1,
+        first_delivered_at=func.coalesce(first, literal(now, first.type))))
     return [{"id": row.instruction_id, "type": InstructionType(row.type).value, **(row.params or {})}
             for row in rows]

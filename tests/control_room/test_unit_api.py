@@ -20,6 +20,7 @@ from control_room.models import (
     Event,
     EventState,
     HeartbeatSample,
+    Instruction,
     Site,
     StaleHeartbeat,
     Unit,
@@ -103,6 +104,10 @@ def test_instruction_is_delivered_until_acked(live_server, factory, engine):
     first = post(live_server, unit, "heartbeat", bodies.heartbeat()).json()["instructions"]
     again = post(live_server, unit, "heartbeat", bodies.heartbeat()).json()["instructions"]
     assert first == again == [expected]
+    with session_scope(engine) as s:  # delivery is counted, the first delivery time kept
+        stored = s.get(Instruction, row.id)
+        assert stored.delivery_count == 2 and stored.first_delivered_at is not None
+        assert stored.first_delivered_at.tzinfo is not None
     # acking another unit's instruction id does nothing to it
     acked = post(live_server, unit, "heartbeat", bodies.heartbeat(acked=[iid, other_iid])).json()
     assert acked["instructions"] == []
