@@ -185,24 +185,26 @@ def limit_unsent(sock: socket.socket | None, limit: int = UNSENT_MAX) -> bool:
     return True
 
 
-class _WatchedHTTPConnection(AWSHTTPConnection):
+class _Watched:
+    """Mixed into botocore's connection classes: a capped unsent backlog, and bodies under the watch."""
+
+    sock: socket.socket | None
+
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         limit_unsent(self.sock)
 
     def send(self, data: Any) -> Any:
         _register(self)
-        return super().send(data)
+        return super().send(data)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(AWSHTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        limit_unsent(self.sock)
+class _WatchedHTTPConnection(_Watched, AWSHTTPConnection):
+    pass
 
-    def send(self, data: Any) -> Any:
-        _register(self)
-        return super().send(data)
+
+class _WatchedHTTPSConnection(_Watched, AWSHTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(AWSHTTPConnectionPool):
