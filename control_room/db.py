@@ -38,7 +38,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -79,6 +79,13 @@ class _WriterTurn:
     def taken(self) -> bool:
         return self._lock.locked()
 
+    def acquire(self, timeout_s: float) -> bool:
+        """Take the turn for work outside SQLAlchemy (control_room.api.heartbeat_fast); then release()."""
+        return self._lock.acquire(timeout=timeout_s)
+
+    def release(self) -> None:
+        self._lock.release()
+
     def checkin(self, _dbapi_conn: Any, record: Any) -> None:
         if record is not None and record.info.pop(_HOLDS_TURN, False):
             self._lock.release()
@@ -86,6 +93,11 @@ class _WriterTurn:
 
 _HOLDS_TURN = "cctv_writer_turn"
 _TURNS: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()
+
+
+def writer_turn(engine: Engine) -> _WriterTurn:
+    """The SQLite engine's writer turn (KeyError for other engines)."""
+    return _TURNS[engine]
 
 
 def writer_turn_taken(engine: Engine) -> bool:
@@ -102,7 +114,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             _create_private(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None})
         turn = _TURNS[engine] = _WriterTurn()
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         event.listen(engine, "begin", turn.begin)
         event.listen(engine, "checkin", turn.checkin)
         event.listen(engine, "invalidate", lambda dbapi_conn, record, _exc: turn.checkin(dbapi_conn, record))

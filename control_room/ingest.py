@@ -89,26 +89,33 @@ def store_heartbeat(conn: Connection, unit: UnitState, hb: Heartbeat, now: datet
     """
     values: dict[str, Any] = {"last_seen_at": now}
     stale = staleness(unit, hb)
-    sampled = False
     if stale is not None:
         conn.execute(_INSERT_STALE, {"unit_pk": unit.id, "received_at": now, "seq": hb.seq,
                                      "boot_id": hb.boot_id, "sent_at": hb.sent_at, "reason": stale[:200],
                                      "state": hb.state()})
     else:
-        values.update(last_state=hb.state(), last_seq=hb.seq)
-        if hb.software_version is not None:
-            values["software_version"] = hb.software_version
-        values.update(_position(unit, hb, now, settings))
-        sampled = unit.last_sample_at is None or (
-            now - unit.last_sample_at >= timedelta(seconds=settings.sample_interval_s))
-        if sampled:
-            conn.execute(_INSERT_SAMPLE, _sample(unit.id, hb, now))
-            values["last_sample_at"] = now
+        values.update(applied_values(unit, hb, now, settings))
+    sampled = values.get("last_sample_at") == now
+    if sampled:
+        conn.execute(_INSERT_SAMPLE, sample_row(unit.id, hb, now))
     conn.execute(_UPDATE_UNIT, {"unit_pk_": unit.id, **values})  # SET the columns named in `values`
     instructions.acknowledge(conn, unit, hb.acked, now)
     # The token lookup may have said already that nothing is pending (acks only make that truer).
     pending = instructions.deliver(conn, unit, now) if getattr(unit, "pending_instructions", True) else []
     return HeartbeatResult(pending, sampled, stale)
+
+
+def applied_values(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings) -> dict[str, Any]:
+    """The unit's columns a current (not stale) heartbeat sets, besides last_seen_at; last_sample_at
+    is `now` when a chart sample is due (sample_row)."""
+    values: dict[str, Any] = {"last_state": hb.state(), "last_seq": hb.seq}
+    if hb.software_version is not None:
+        values["software_version"] = hb.software_version
+    values.update(_position(unit, hb, now, settings))
+    last = unit.last_sample_at
+    if last is None or now - last >= timedelta(seconds=settings.sample_interval_s):
+        values["last_sample_at"] = now
+    return values
 
 
 def _position(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings) -> dict[str, Any]:
@@ -124,7 +131,7 @@ def _position(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings)
     return {"lat": fix.lat, "lon": fix.lon, "position_at": at, "gps_flag": None}
 
 
-def _sample(unit_pk: int, hb: Heartbeat, now: datetime) -> dict[str, Any]:
+def sample_row(unit_pk: int, hb: Heartbeat, now: datetime) -> dict[str, Any]:
     return {
         "unit_pk": unit_pk,
         "at": now,

@@ -12,7 +12,9 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from control_room.api import heartbeat_fast
 from control_room.api.units import bp
+from control_room.db import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)
+    heartbeat_fast.install(app, get_engine(app))  # SQLite: the common heartbeat without Flask's overhead
 
 
 def _http_error(exc: HTTPException) -> HTTPException | tuple[Response, int]:
