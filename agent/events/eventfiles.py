@@ -63,10 +63,11 @@ class EventFiles:
             log.warning("event %s: no clip: %s", ev.event_id, err)
             extra["clip_missing"] = why(err)
         try:
+            own = image is None  # a frame decoded here is ours to mask and draw on in place
             if image is None:
                 image = self._peak_frame(ev, clip, resolved)
             if image is not None:
-                files.extend(write_snapshots(image, ev.peak_boxes, self._masker, folder))
+                files.extend(write_snapshots(image, ev.peak_boxes, self._masker, folder, copy=not own))
             else:
                 extra["snapshot_missing"] = "no footage to take it from"
         except (AgentError, OSError) as err:

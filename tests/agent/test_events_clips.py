@@ -80,6 +80,21 @@ def test_snapshots_are_masked_and_boxes_only_on_the_copy(tmp_path) -> None:
     assert (image == 180).all()  # the caller's frame is untouched
 
 
+def test_snapshots_without_a_copy_are_the_same_files(tmp_path) -> None:
+    """copy=False (a frame the writer decoded itself) masks and draws in place: no 720p frame is
+    copied, and both JPEGs are byte for byte those of the copying path."""
+    masker = PrivacyMasker([[(0.0, 0.0), (0.25, 0.0), (0.25, 1.0), (0.0, 1.0)]])
+    image = np.random.default_rng(1).integers(0, 255, (360, 480, 3), np.uint8)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    copied = write_snapshots(image, [[0.5, 0.5, 0.2, 0.2]], masker, tmp_path / "a")
+    in_place = write_snapshots(image.copy(), [[0.5, 0.5, 0.2, 0.2]], masker, tmp_path / "b", copy=False)
+    assert [p.read_bytes() for p in copied] == [p.read_bytes() for p in in_place]
+    frozen = image.copy()
+    frozen.flags.writeable = False  # a read-only frame is copied after all, never written to
+    write_snapshots(frozen, [[0.5, 0.5, 0.2, 0.2]], masker, tmp_path / "b", copy=False)
+    assert (frozen == image).all()
+
+
 def _config(tmp_path: Path, masks: bool = True):
     privacy = {"masks": [{"polygon": [[0, 0], [0.2, 0], [0.2, 1], [0, 1]]}]} if masks else {}
     return parse_config({"unit": {"id": "test-unit", "site": "Test St", "data_dir": str(tmp_path)},
