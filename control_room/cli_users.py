@@ -9,12 +9,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.security import generate_password_hash
-
 from control_room import users
 from control_room.clock import SYSTEM
 from control_room.config import Settings
 from control_room.db import make_engine, session_scope
+from control_room.hashing import hash_password
 from control_room.models import Role
 
 LINK_PATH = "/account/set-password/"
@@ -51,7 +50,7 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
     temporary = None
     if args.temporary_stdin:
         password = users.check_password_rules(sys.stdin.readline().rstrip("\n"))
-        temporary = generate_password_hash(password, method="scrypt")
+        temporary = hash_password(password)
     with _scope(settings) as db:
         _, token = users.reset_password(db, None, args.username, temporary, SYSTEM.now())
     if token:

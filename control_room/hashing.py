@@ -18,6 +18,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from control_room.errors import HashingBusy
 
 log = logging.getLogger(__name__)
+# werkzeug's scrypt at its default cost (N=2**15, r=8, p=1: ~0.17 s and 32 MiB a hash). Read at each
+# call: the test suite alone sets a cheaper cost (tests/conftest.py; one test checks this one).
 METHOD = "scrypt"
 HASH_NICE = 10  # hashing threads yield the CPU to request threads (Linux: nice is per thread)
 
@@ -29,10 +31,15 @@ def _lower_priority() -> None:
         log.debug("could not lower the hashing thread's priority: %s", exc)
 
 
+def hash_password(password: str) -> str:
+    """The stored form of a password: salted, slow (METHOD); the password itself is never stored."""
+    return generate_password_hash(password, method=METHOD)
+
+
 @cache
 def decoy_hash() -> str:
     """A hash of no one's password: checked for unknown or disabled names so they cost the same time."""
-    return generate_password_hash(os.urandom(24).hex(), method=METHOD)
+    return hash_password(os.urandom(24).hex())
 
 
 def _check_decoy(password: str) -> bool:
@@ -67,7 +74,7 @@ class HashPool:
         return bool(self._run(check_password_hash, password_hash, password))
 
     def generate(self, password: str) -> str:
-        return str(self._run(generate_password_hash, password, METHOD))
+        return str(self._run(hash_password, password))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -28,9 +28,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from control_room import clock as _clock  # noqa: F401 (registers the row-stamping listener)
+from control_room.hashing import hash_password
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -119,7 +120,7 @@ class User(Base):
 
     def set_password(self, password: str) -> None:
         """Slow salted hash (werkzeug's scrypt); the password itself is never stored."""
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

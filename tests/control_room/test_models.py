@@ -4,6 +4,8 @@ by the database, UTC times, password hashes; and the fleet rules (offline after 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -89,6 +91,15 @@ def test_password_is_hashed_slowly_and_salted(engine, factory):
     assert a.password_hash.startswith("scrypt:") and a.password_hash != b.password_hash
     assert a.check_password("same password here") and not a.check_password("Same password here")
     assert not User(password_hash="").check_password("")
+
+
+def test_shipped_password_hash_cost_is_werkzeugs_scrypt_default() -> None:
+    """The suite hashes cheaply (tests/conftest.py); as shipped, a hash costs N=2**15, r=8, p=1."""
+    code = ("from control_room.models import User; u = User(); u.set_password('x' * 12); "
+            "print(u.password_hash); assert u.check_password('x' * 12)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert done.stdout.startswith("scrypt:32768:8:1$"), done.stdout
 
 
 # ---------------------------------------------------------------- fleet rules (pure, no database)
