@@ -45,8 +45,11 @@ lint: $(STAMP)
 # A hung test fails after 15 minutes instead of eating CI's 90.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
+# Without PYTHONDONTWRITEBYTECODE (set in some CI images): the suite starts many short-lived Python
+# processes (agents, moto servers, ansible, the CLIs): with it, each compiled every module it imported
+# from source, as the venv is installed --no-compile. Now the first import of a module caches its bytecode.
 test: system-deps $(STAMP) lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=25
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=25
 
 # The whole system: S3 (moto), the control room and three simulated units; Ctrl-C stops everything.
 demo: $(STAMP)
