@@ -65,6 +65,7 @@ def heartbeats(port: int, pids: dict[str, int], make_job, rate: float, duration:
         w.start()
     total = max(1, int(rate * duration))
     cpu0, t0 = {k: bench.cpu_seconds(pid) for k, pid in pids.items()}, time.perf_counter()
+    own0 = time.process_time()  # this process: the heartbeat senders (and the flood's, when it runs)
     for i in range(total):
         scheduled = t0 + i / rate
         delay = scheduled - time.perf_counter()
@@ -80,7 +81,8 @@ def heartbeats(port: int, pids: dict[str, int], make_job, rate: float, duration:
     answered = max(1, len(out) - summary["errors"])
     return summary | {"offered_per_s": round(rate, 2),
                       "unit_api_cpu_ms_per_heartbeat": round(1000 * cpu["unit_api"] / answered, 2),
-                      "server_cpu_s": {k: round(v, 2) for k, v in cpu.items()}}
+                      "server_cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+                      "load_generator_cpu_s": round(time.process_time() - own0, 2)}
 
 
 @contextlib.contextmanager
