@@ -16,6 +16,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import Any
@@ -34,6 +35,7 @@ from protocol.heartbeat import Heartbeat
 log = logging.getLogger("control_room.api.units")
 PATH = re.compile(r"/api/v1/units/([^/]+)/heartbeat")
 StartResponse = Callable[..., Any]
+BUSY_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_MS / 1000  # as long as SQLAlchemy's connections wait
 
 
 class _Statement:
@@ -117,28 +119,28 @@ class FastHeartbeats:
             return None
         if hb.acked:
             return None  # acknowledgements: the Flask view (instructions.acknowledge)
-        if not self.turn.acquire(SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if not self.turn.acquire(BUSY_TIMEOUT_S):
             return None  # the Flask view waits in SQLite's busy handler and answers 503 if need be
         try:
             conn = self._connection()
             try:
+                if not _begin_immediate(conn, time.monotonic() + BUSY_TIMEOUT_S):
+                    log.warning("database unavailable: its write lock was taken for %.0f s", BUSY_TIMEOUT_S)
+                    return ("503 SERVICE UNAVAILABLE", {"error": "database unavailable, retry later"},
+                            [("Retry-After", "5")])
                 return self._store(conn, unit_id, token.strip(), hb)
-            except sqlite3.OperationalError as exc:  # a locked or unreachable database is passing
+            except sqlite3.OperationalError as exc:  # unexpected: the Flask view tries (and answers 503)
+                log.info("heartbeat fast path gave way to the Flask view: %s", exc)
+                return None
+            finally:
                 if conn.in_transaction:
                     conn.rollback()
-                log.warning("database unavailable: %s", type(exc).__name__)
-                return ("503 SERVICE UNAVAILABLE", {"error": "database unavailable, retry later"},
-                        [("Retry-After", "5")])
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
         finally:
             self.turn.release()
 
     def _store(self, conn: sqlite3.Connection, unit_id: str, token: str,
                hb: Heartbeat) -> tuple[str, Any, list] | None:
-        conn.execute("BEGIN IMMEDIATE")
+        """In the transaction _handle began: the unit's row, the writes, the commit (else rollback)."""
         found = conn.execute(self.by_token.sql, self.by_token.params({"token_hash": hash_token(token)}))
         raw = found.fetchone()
         if raw is None:
@@ -187,6 +189,7 @@ class FastHeartbeats:
                                                   "isolation_level": None})
                 sqlite_pragmas(conn, None)
                 conn.execute("PRAGMA synchronous=NORMAL")  # soft state (control_room.db.begin_soft_commit)
+                conn.execute("PRAGMA busy_timeout=0")  # _begin_immediate waits for the write lock itself
                 self._conn = conn
             return self._conn
 
@@ -195,6 +198,25 @@ class FastHeartbeats:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _begin_immediate(conn: sqlite3.Connection, deadline: float) -> bool:
+    """BEGIN IMMEDIATE, trying again every millisecond while another process holds the write lock.
+
+    SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms... between tries, so a heartbeat that met
+    another process's commit (a failed log-in's, durable: an fsync of 5-20 ms here) waited up to
+    twice as long as the lock was held, and every heartbeat of this process queued behind it. Once
+    begun, the transaction holds the write lock: its statements meet no other lock (WAL)."""
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
 
 
 def _heartbeat(body: bytes, unit_id: str) -> Heartbeat | None:

@@ -4,6 +4,9 @@ view stores and answers the same: one sequence of heartbeats through each, on tw
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from sqlalchemy import text
 
 from agent.clock import ManualClock
 from control_room import create_app, instructions
+from control_room.api import heartbeat_fast
 from control_room.api.heartbeat_fast import FastHeartbeats
 from control_room.config import Settings
 from control_room.db import get_engine, session_scope, writer_turn_taken
@@ -116,3 +120,44 @@ def test_instructions_and_acks_go_to_the_flask_view(apps: tuple[Flask, Flask], c
     r = client.post("/api/v1/units/herts-mcu-001/heartbeat", json=bodies.heartbeat(seq=1236), headers=auth)
     assert r.status_code == 200
     assert fast.wsgi_app.answered == 1  # type: ignore[attr-defined]  # only the last: nothing pending
+
+
+def test_a_heartbeat_waits_for_another_writer_then_stores(apps: tuple[Flask, Flask],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process's transaction holds SQLite's write lock: the heartbeat waits (polling, not in
+    SQLite's busy handler), stores once it is free; if it stays taken, 503 and nothing stored."""
+    fast = apps[0]
+    token = Factory(get_engine(fast)).unit().token
+    path = get_engine(fast).url.database
+    other = sqlite3.connect(path, isolation_level=None)  # as another process would hold it
+    auth = {"Authorization": f"Bearer {token}"}
+    answers: list[int] = []
+
+    def send(seq: int) -> None:
+        r = fast.test_client().post("/api/v1/units/herts-mcu-001/heartbeat",
+                                    json=bodies.heartbeat(seq=seq), headers=auth)
+        answers.append(r.status_code)
+
+    other.execute("BEGIN IMMEDIATE")
+    sender = threading.Thread(target=send, args=(1235,))
+    sender.start()
+    deadline = time.monotonic() + 30
+    while not writer_turn_taken(get_engine(fast)):  # the sender waits for the lock, holding the turn
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert answers == []
+    other.execute("COMMIT")
+    sender.join(timeout=30)
+    assert answers == [200]
+    assert _rows(fast)["units"][0][UNIT_COLUMNS.index("last_seq")] == 1235
+
+    monkeypatch.setattr(heartbeat_fast, "BUSY_TIMEOUT_S", 0.3)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        send(1236)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert answers == [200, 503]
+    assert _rows(fast)["units"][0][UNIT_COLUMNS.index("last_seq")] == 1235
+    assert fast.wsgi_app.answered == 1  # type: ignore[attr-defined]
