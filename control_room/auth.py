@@ -34,7 +34,7 @@ from sqlalchemy import select
 from control_room import audit, login_limits, sessions
 from control_room.db import begin_read_only, begin_soft_commit, get_session
 from control_room.errors import HashingBusy, LoginThrottled
-from control_room.hashing import HashPool
+from control_room.hashing import BUSY_MESSAGE, HashPool
 from control_room.models import User
 
 bp = Blueprint("auth", __name__)
@@ -195,6 +195,8 @@ def login() -> Any:
     ip = (request.remote_addr or "")[:64]
     now = _now()
     db = get_session()
+    if hash_pool().full():  # a flood's common case: refused before the user and limit queries
+        return _refused(db, username, ip, None, now, HashingBusy(BUSY_MESSAGE))
     begin_read_only(db)  # the checks hold no write lock: a flood of log-ins cannot queue unit writes
     user = db.scalar(select(User).where(User.username == username)) if username else None
     user_id = user.id if user is not None else None

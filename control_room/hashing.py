@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # werkzeug's scrypt at its default cost (N=2**15, r=8, p=1: ~0.17 s and 32 MiB a hash). Read at each
 # call: the test suite alone sets a cheaper cost (tests/conftest.py; one test checks this one).
 METHOD = "scrypt"
+BUSY_MESSAGE = "The login service is busy: try again in a moment."
 HASH_NICE = 19  # the lowest: hashing yields the CPU to request threads and to a unit API process beside
 #                (Linux: nice is per thread; 10 still took 18 s of scrypt from 2 cores in a 30 s flood)
 
@@ -58,7 +59,7 @@ class HashPool:
 
     def _run(self, fn, *args: str):  # noqa: ANN001, ANN202
         if not self._slots.acquire(blocking=False):
-            raise HashingBusy("The login service is busy: try again in a moment.")
+            raise HashingBusy(BUSY_MESSAGE)
         try:
             future: Future = self._executor.submit(fn, *args)
         except BaseException:
@@ -66,6 +67,13 @@ class HashPool:
             raise
         future.add_done_callback(lambda _f: self._slots.release())
         return future.result(timeout=self._timeout_s)
+
+    def full(self) -> bool:
+        """Whether a hash asked for now would be refused (a moment later a slot may be free)."""
+        if not self._slots.acquire(blocking=False):
+            return True
+        self._slots.release()
+        return False
 
     def check(self, password_hash: str | None, password: str) -> bool:
         """Whether `password` matches; a missing hash is checked against the decoy (same cost)."""

@@ -105,6 +105,9 @@ def test_a_full_hashing_pool_answers_503_at_once(app, factory, engine) -> None: 
         answer = attempt(app.test_client(), "alice", PASSWORD)
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
         assert "busy" in answer.get_data(as_text=True)
+        with session_scope(engine) as s:  # refused before any lookup, and still recorded
+            rows = s.scalars(select(LoginFailure)).all()
+        assert [(r.username, r.throttled) for r in rows] == [("alice", True)]
     finally:
         release.set()
         blocker.join(10)
