@@ -32,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # report.py, also when run as `python -m benchmarks.login_flood`
 
 from report import write_results  # noqa: E402
 
@@ -226,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                     "the unit API and the pages, ORM heartbeat path",
             "heartbeat_p99_ms_without": 12315.1, "heartbeat_p99_ms_with_login_flood": 22742.81,
             "heartbeats_per_s_without": 139.3, "server_cpu_ms_per_heartbeat_without": 7.26},
+        "before_fast_path": {
+            "note": "committed result of 8ba8f15 (make bench on a quiet machine): two processes, the "
+                    "heartbeat through Flask and SQLAlchemy, scrypt threads at nice 10",
+            "heartbeat_p99_ms_without": 30.58, "heartbeat_p99_ms_with_login_flood": 3192.64,
+            "unit_api_cpu_ms_per_heartbeat_without": 4.44,
+            "unit_api_cpu_ms_per_heartbeat_with_login_flood": 5.78,
+            "pages_cpu_s_with_login_flood": 24.07, "login_answers": {"401": 113, "503": 487}},
         "heartbeats_without": without,
         "heartbeats_with_login_flood": with_flood,
         "login_flood": flood.summary(),
