@@ -27,7 +27,7 @@ from control_room.models import Unit
 from provisioning.cli import main
 from provisioning.inventory import encrypt
 from tests.control_room.conftest import copy_migrated, migrated_sqlite  # noqa: F401 (a fixture)
-from tests.servers import moto_process
+from tests.servers import fresh_moto, worker_moto  # noqa: F401 (a fixture)
 
 REGION = "eu-west-2"
 BUCKET = "cctv-footage"
@@ -52,24 +52,25 @@ class Store:
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    """Own process (auth state is global in moto); enforcement on after the provisioner exists."""
-    with moto_process() as url:
-        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        iam.create_user(UserName="provisioner")
-        iam.put_user_policy(UserName="provisioner", PolicyName="admin", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17",
-             "Statement": [{"Effect": "Allow", "Action": ["iam:*", "s3:*"], "Resource": "*"}]}))
-        key = iam.create_access_key(UserName="provisioner")["AccessKey"]
-        requests.post(f"{url}/moto-api/reset-auth", data=b"0", timeout=5).raise_for_status()
-        admin = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
-        # enforcement is on: a made-up key is refused
-        bogus = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                             aws_access_key_id="AKIAFAKEFAKEFAKEFAKE", aws_secret_access_key="x")
-        with pytest.raises(botocore.exceptions.ClientError):
-            bogus.list_users()
-        yield Store(url, admin)
+def store(worker_moto: str) -> Iterator[Store]:  # noqa: F811
+    """A moto process of this worker's alone (auth state is global in moto), reset to a fresh one's
+    state; enforcement on after the provisioner exists."""
+    url = fresh_moto(worker_moto)
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam.create_user(UserName="provisioner")
+    iam.put_user_policy(UserName="provisioner", PolicyName="admin", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": ["iam:*", "s3:*"], "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="provisioner")["AccessKey"]
+    requests.post(f"{url}/moto-api/reset-auth", data=b"0", timeout=5).raise_for_status()
+    admin = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    # enforcement is on: a made-up key is refused
+    bogus = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                         aws_access_key_id="AKIAFAKEFAKEFAKEFAKE", aws_secret_access_key="x")
+    with pytest.raises(botocore.exceptions.ClientError):
+        bogus.list_users()
+    yield Store(url, admin)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from control_room.db import get_engine, session_scope
 from control_room.models import Deployment, Event, EventState, Site, Unit
 from tests.control_room.conftest import serve_in_thread
 from tests.provisioning.conftest import BUCKET, REGION, VAULT_PASSWORD, Store, store  # noqa: F401
+from tests.servers import worker_moto  # noqa: F401 (a fixture, for store)
 from tests.system import provision_root, rootfs
 from tests.waiting import wait_until
 

@@ -27,7 +27,7 @@ from agent.events.outbox import EventFile, EventRecord, publish_event
 from agent.fsutil import atomic_write_bytes
 from agent.upload.worker import RetryPolicy, UploadService
 from provisioning.iam import unit_policy
-from tests.servers import free_port, moto_process  # noqa: F401 (free_port re-exported)
+from tests.servers import free_port, fresh_moto, worker_moto  # noqa: F401 (free_port re-exported; a fixture)
 from tests.upload.faultproxy import FaultProxy
 from tests.waiting import wait_until  # noqa: F401 (re-exported for the upload tests)
 
@@ -170,10 +170,10 @@ def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
 
 
 @pytest.fixture
-def iam_moto() -> Iterator[str]:
-    """A moto server in its own process that enforces IAM (auth switched on after set-up)."""
-    with moto_process() as url:
-        yield url
+def iam_moto(worker_moto: str) -> str:  # noqa: F811
+    """A moto process of this worker's alone, reset to a fresh one's state, that enforces IAM once
+    `enforced` switches auth on after set-up."""
+    return fresh_moto(worker_moto)
 
 
 def iam_user(iam: Any, name: str, policy: dict[str, Any]) -> dict[str, str]:
