@@ -117,6 +117,22 @@ def ssh_public_key() -> str:
 
 
 @pytest.fixture
+def ahead_of_other_tests() -> Iterator[None]:
+    """The suite's longest test, and so the end of `make test` (xdist starts it first): this thread and
+    everything it starts (ansible, dpkg, the booted container) run at nice -5 while the other workers'
+    tests share what is left of the cores. Needs root, as the test itself does."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: this thread's nice, inherited by its children
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, before - 5)
+    except OSError:
+        pass  # not permitted: the same test at the same priority as the others
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+@pytest.fixture
 def control_room(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     settings = CRSettings(instance_dir=tmp_path / "cr", database_url=f"sqlite:///{tmp_path / 'cr.db'}",
                           secret_key="test-secret-key-0123456789abcdef", sample_interval_s=0,
@@ -159,7 +175,7 @@ def recap(out: str) -> dict[str, int]:
 # also runs debootstrap and downloads every package and wheel, slower still under load.
 @pytest.mark.timeout(3600)
 def test_blank_bookworm_root_to_live_unit(tmp_path: Path, store: Store,  # noqa: F811
-                                          control_room: tuple[Any, str]) -> None:
+                                          control_room: tuple[Any, str], ahead_of_other_tests: None) -> None:
     app, cr_url = control_room
     timings: dict[str, float] = {}
     started = time.monotonic()
