@@ -90,9 +90,7 @@ def store_heartbeat(conn: Connection, unit: UnitState, hb: Heartbeat, now: datet
     values: dict[str, Any] = {"last_seen_at": now}
     stale = staleness(unit, hb)
     if stale is not None:
-        conn.execute(_INSERT_STALE, {"unit_pk": unit.id, "received_at": now, "seq": hb.seq,
-                                     "boot_id": hb.boot_id, "sent_at": hb.sent_at, "reason": stale[:200],
-                                     "state": hb.state()})
+        conn.execute(_INSERT_STALE, stale_row(unit.id, hb, now, stale))
     else:
         values.update(applied_values(unit, hb, now, settings))
     sampled = values.get("last_sample_at") == now
@@ -129,6 +127,12 @@ def _position(unit: UnitState, hb: Heartbeat, now: datetime, settings: Settings)
     if flag is not None:
         return {"gps_flag": flag[:200]}
     return {"lat": fix.lat, "lon": fix.lon, "position_at": at, "gps_flag": None}
+
+
+def stale_row(unit_pk: int, hb: Heartbeat, now: datetime, reason: str) -> dict[str, Any]:
+    """The history row of a heartbeat kept but not applied (staleness gave `reason`)."""
+    return {"unit_pk": unit_pk, "received_at": now, "seq": hb.seq, "boot_id": hb.boot_id,
+            "sent_at": hb.sent_at, "reason": reason[:200], "state": hb.state()}
 
 
 def sample_row(unit_pk: int, hb: Heartbeat, now: datetime) -> dict[str, Any]:

@@ -155,9 +155,8 @@ class FastHeartbeats:
         stale = ingest.staleness(unit, hb)
         values: dict[str, Any] = {"last_seen_at": now}
         if stale is not None:
-            conn.execute(self.insert_stale.sql, self.insert_stale.params(
-                {"unit_pk": unit.id, "received_at": now, "seq": hb.seq, "boot_id": hb.boot_id,
-                 "sent_at": hb.sent_at, "reason": stale[:200], "state": hb.state()}))
+            row = ingest.stale_row(unit.id, hb, now, stale)
+            conn.execute(self.insert_stale.sql, self.insert_stale.params(row))
         else:
             values.update(ingest.applied_values(unit, hb, now, self.settings))
             if values.get("last_sample_at") == now:
