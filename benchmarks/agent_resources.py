@@ -19,9 +19,18 @@ Method (also in docs/architecture.md, "Memory"):
 - Before. With `--before REV` the agent of git revision REV (its `agent/` package exported to a
   temporary folder) runs side by side over the same footage and services, for the same duration
   (`--after REV` likewise pins the measured agent to a revision).
+- Configurations (`--sources`, default both, side by side): `picamera2` is what a Pi unit runs
+  (the issue's `rss_mb`): the agent's picamera2 path against the fake picamera2 (tests/fakes) in its
+  hardware mode, which has a Pi's memory placement: a "sensor" child process writes the clip's
+  frames into shared buffers the agent maps (the ISP's dmabufs) and an "encoder" child reads the
+  main stream from them and returns H.264 (the VPU behind V4L2 M2M). Their CPU and memory are
+  reported apart (`hardware_edge`): on a Pi that work is done by the ISP and VPU, not the agent.
+  `file` is the file source decoding the clip in the agent process and libx264 encoding in it
+  (tests and the demo; `file_source_*` keys). `--before` runs the revision with each source.
 - `--duration` (default 120 s, what `make bench` runs) sets the length; the committed
   results/agent_resources.json is from `--duration 3600 --before <main before this work>`; a run
-  shorter than an hour writes results/agent_resources_<N>s.json (not committed) instead.
+  shorter than an hour writes results/agent_resources_<N>s.json (not committed) instead, unless
+  `--out` names the file (the JSON says the run's length in `_meta.duration_s`).
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from tests.agent.footage import VTEST  # noqa: E402
 REGION = "eu-west-2"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 SIZE, FPS = (1280, 720), 10
+FAKES = ROOT / "tests" / "fakes"  # the fake picamera2 package
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -156,21 +166,20 @@ class Services:
         self.s3.stop()
 
 
-def write_config(folder: Path, unit_id: str, video: Path, services: Services) -> Path:
+def write_config(folder: Path, unit_id: str, video: Path, services: Services, source: str = "file") -> Path:
     bucket, token = services.unit(unit_id)
     cfg = folder / f"{unit_id}.toml"
+    camera = (f'source = "file"\ndevice = "{video}"\nloop = true\npace = "realtime"' if source == "file"
+              else 'source = "picamera2"\ndevice = ""')
     cfg.write_text(f"""
 [unit]
 id = "{unit_id}"
 data_dir = "{folder / unit_id}"
 [camera]
-source = "file"
-device = "{video}"
+{camera}
 width = {SIZE[0]}
 height = {SIZE[1]}
 fps = {FPS}
-loop = true
-pace = "realtime"
 [upload]
 endpoint_url = "{services.s3_url}"
 region = "{REGION}"
@@ -188,6 +197,17 @@ modem = false
     return cfg
 
 
+def _rss_cpu(pid: int) -> tuple[float, float] | None:
+    """(VmRSS in MB, user+system CPU seconds) of a process from /proc, None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+    return int(rss) / 1024, (int(stat[11]) + int(stat[12])) / TICKS
+
+
 class Agent:
     """One `cctv-agent run` process, sampled from /proc."""
 
@@ -199,15 +219,28 @@ class Agent:
         self.t0 = time.monotonic()
         self.samples: list[list[float]] = []  # [t_s, rss_mb, cpu_s]
 
+        self.edge: dict[int, tuple[float, float]] = {}  # child pid -> (rss_mb, cpu_s): the fake's hardware
+
     def sample(self) -> None:
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        got = _rss_cpu(self.proc.pid)
+        if got is None:
             return
-        rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-        cpu = (int(stat[11]) + int(stat[12])) / TICKS
-        self.samples.append([round(time.monotonic() - self.t0, 1), round(rss / 1024, 2), round(cpu, 2)])
+        self.samples.append([round(time.monotonic() - self.t0, 1), round(got[0], 2), round(got[1], 2)])
+        try:
+            kids = {int(p) for f in Path(f"/proc/{self.proc.pid}/task").glob("*/children")
+                    for p in f.read_text().split()}
+        except OSError:
+            kids = set()
+        for pid in kids:
+            if (child := _rss_cpu(pid)) is not None:
+                self.edge[pid] = child
+
+    def edge_summary(self, seconds: float) -> dict:
+        """The hardware edge's child processes (fake sensor and encoder): not the agent's memory."""
+        if not self.edge:
+            return {}
+        return {"processes": len(self.edge), "rss_mb_last": round(sum(r for r, _ in self.edge.values()), 1),
+                "cpu_percent_of_one_core": round(sum(c for _, c in self.edge.values()) / seconds * 100, 1)}
 
     def peak_mb(self) -> float:
         try:
@@ -263,6 +296,17 @@ def summarise(agent: Agent, peak: float, code: int, duration: float) -> dict:
     }
 
 
+CONFIGURATIONS = {
+    "picamera2": "a Pi unit: the agent's picamera2 path; camera frames mapped from a sensor child process, "
+                 "H.264 encoded by an encoder child (the ISP and VPU of a Pi), neither in the agent",
+    "file": "file source: H.264 decoder and libx264 encoder both in the agent process (tests, demo)",
+}
+
+
+def unit_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
 def export_revision(rev: str, folder: Path) -> Path:
     """The `agent/` package of git revision `rev`, unpacked into folder/<rev>/ (for PYTHONPATH)."""
     dest = folder / f"rev-{rev}"
@@ -301,7 +345,15 @@ def main() -> int:
                          "(edits during a long run then cannot leak into it)")
     ap.add_argument("--video", type=Path, help="a 1280x720 10 fps video to play instead of making one")
     ap.add_argument("--out", type=Path, help="result file (default: by duration, see the docstring)")
+    ap.add_argument("--sources", default="picamera2,file",
+                    help="comma-separated configurations run side by side: picamera2 (a Pi: the "
+                         "headline figures), file (file source and libx264 in the agent)")
     args = ap.parse_args()
+    sources = [v.strip() for v in args.sources.split(",") if v.strip()]
+    if not sources or set(sources) - {"picamera2", "file"} or len(set(sources)) < len(sources):
+        print(f"benchmarks/agent_resources.py: --sources: want picamera2 and/or file, got {args.sources!r}",
+              file=sys.stderr)
+        return 2
     if not VTEST.is_file():
         print(f"benchmarks/agent_resources.py: footage missing: {VTEST}", file=sys.stderr)
         return 2
@@ -319,21 +371,31 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     agents: dict[str, Agent] = {}
     try:
-        envs = {rev: {**env, "PYTHONPATH": str(export_revision(rev, work))} if rev else env
-                for rev in {args.after, args.before}}
-        for name, rev in (("after", args.after), ("before", args.before)):
-            if name == "before" and not rev:
+        paths = {rev: [str(export_revision(rev, work))] if rev else [] for rev in {args.after, args.before}}
+
+        def env_for(rev: str | None, source: str) -> dict[str, str]:
+            if source == "file":
+                return {**env, "PYTHONPATH": paths[rev][0]} if paths[rev] else env
+            # `import picamera2` gets the fake, in hardware mode, filming the same footage
+            return {**env, "PYTHONPATH": os.pathsep.join([*paths[rev], str(FAKES)]),
+                    "PICAMERA2_FAKE_HARDWARE": "1", "PICAMERA2_FAKE_SCENE": str(video)}
+
+        for who, rev in (("after", args.after), ("before", args.before)):
+            if who == "before" and not rev:
                 continue
-            cfg = str(write_config(work, name, video, services))
-            # `cctv-agent run`; for a revision the same entry point from that revision's package
-            argv = [sys.executable, "-c", CLI] if rev else [str(agent_bin)]
-            agents[name] = Agent(name, [*argv, "run", "--config", cfg], envs[rev], work / f"{name}.log")
+            for source in sources:
+                name = who if source == "picamera2" else f"{who}_file"
+                cfg = str(write_config(work, unit_name(name), video, services, source))
+                # `cctv-agent run`; for a revision the same entry point from that revision's package
+                argv = [sys.executable, "-c", CLI] if rev else [str(agent_bin)]
+                agents[name] = Agent(name, [*argv, "run", "--config", cfg], env_for(rev, source),
+                                     work / f"{name}.log")
         trace = None
         if trace_s > 0:
             trace = Agent("trace", [sys.executable, "-c", TRACE_CHILD, str(work / "trace.jsonl"),
                                     str(max(10.0, trace_s / 60)), "run", "--config",
-                                    str(write_config(work, "traced", video, services))],
-                          envs[args.after], work / "trace.log")
+                                    str(write_config(work, "traced", video, services, sources[0]))],
+                          env_for(args.after, sources[0]), work / "trace.log")
         end = time.monotonic() + args.duration
         stop_trace = time.monotonic() + trace_s
         tick = threading.Event()
@@ -350,32 +412,41 @@ def main() -> int:
         results: dict = {}
         for name, a in agents.items():
             peak, maps = a.peak_mb(), a.smaps()
+            ran = time.monotonic() - a.t0
             code = a.stop()
-            unit = name
+            unit = unit_name(name)
             results[name] = {**summarise(a, peak, code, args.duration), "resident_by_mapping_at_end": maps,
+                             "configuration": CONFIGURATIONS["file" if "_file" in name else "picamera2"],
+                             "hardware_edge": a.edge_summary(ran),
                              "objects_uploaded": services.objects(f"bench-{unit}")[0],
                              "heartbeats_stored": services.heartbeats(unit),
                              "events_published": len(list((work / unit / "outbox").glob("*.json")))
                              + len(list((work / unit / "outbox").glob("*/*.json")))}
         if trace is not None:
             trace.stop()
-            results["tracemalloc"] = {"duration_s": trace_s, **read_trace(work / "trace.jsonl")}
+            results["tracemalloc"] = {"duration_s": trace_s, "configuration": sources[0],
+                                      **read_trace(work / "trace.jsonl")}
     finally:
         for a in agents.values():
             a.stop(30)
         services.stop()
-    head = {k: results["after"][k] for k in ("rss_mb", "rss_growth_mb_per_hour", "cpu_percent_of_one_core")}
+    keys3 = ("rss_mb", "rss_growth_mb_per_hour", "cpu_percent_of_one_core")
+    first = "after" if "after" in results else "after_file"
+    head = {k: results[first][k] for k in keys3}
+    head["configuration"] = results[first]["configuration"]
+    if first == "after" and "after_file" in results:
+        head |= {f"file_source_{k}": results["after_file"][k] for k in keys3}
     results = {**head, **results, "_meta": {
         "method": "see the module docstring of benchmarks/agent_resources.py",
         "duration_s": args.duration, "interval_s": args.interval,
-        "video": "forecourt 1280x720 10 fps H.264, loop",
+        "video": "forecourt 1280x720 10 fps H.264, loop", "sources": sources,
         "before_revision": args.before, "after_revision": args.after or "working tree", "work_dir": str(work),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
                     "note": "shared 2-core machine; several agents and other work ran at once"},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     shown = {k: v for k, v in results.items() if k in head}
-    for name in ("after", "before"):
+    for name in ("after", "after_file", "before", "before_file"):
         if name in results:
             keys = ("rss_mb", "rss_growth_mb_per_hour", "cpu_percent_of_one_core", "objects_uploaded",
                     "heartbeats_stored", "events_published", "exit_code")

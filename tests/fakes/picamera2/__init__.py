@@ -3,10 +3,14 @@
 A frame is produced each time the app asks for one (capture_request + wait): deterministic, no wall
 sleeps. Like the real library, each frame first goes through `pre_callback(request)`, then to the
 running encoder, then to the app. Frames come from a real clip (`Picamera2.scene`).
+
+Hardware mode (`Picamera2.hardware`, set by PICAMERA2_FAKE_HARDWARE=1; the scene may come from
+PICAMERA2_FAKE_SCENE): the same API with a Pi's memory placement and pace (see _hardware.py).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,11 @@ class _Job:
 
 
 class CompletedRequest:
-    def __init__(self, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], metadata: dict[str, Any],
+                 slot: int | None = None) -> None:
         self._arrays = arrays
         self._metadata = metadata
+        self.slot = slot  # hardware mode: the ring buffer holding the frame
         self.released = False
 
     def make_array(self, name: str) -> np.ndarray:
@@ -59,7 +65,9 @@ class MappedArray:
 
 
 class Picamera2:
-    scene: Path | None = None  # the clip the fake camera films
+    scene: Path | None = Path(os.environ["PICAMERA2_FAKE_SCENE"]) if os.environ.get("PICAMERA2_FAKE_SCENE") \
+        else None  # the clip the fake camera films
+    hardware: bool = os.environ.get("PICAMERA2_FAKE_HARDWARE") == "1"  # sensor and VPU out of process
     cameras: list[dict[str, Any]] = [{"Model": "imx708", "Location": 2, "Id": "/base/soc/i2c0mux/imx708"}]
     stall_after: int | None = None  # stop delivering frames after this many (a hung camera stack)
     instances: list[Picamera2] = []
@@ -79,6 +87,8 @@ class Picamera2:
         self.encoder: encoders.H264Encoder | None = None
         self._frames = None
         self._n = 0
+        self._ring: Any = None  # hardware mode: _hardware.Ring and Sensor
+        self._sensor: Any = None
         Picamera2.instances.append(self)
 
     def create_video_configuration(self, main: dict | None = None, lores: dict | None = None,
@@ -100,15 +110,39 @@ class Picamera2:
     def start(self, config: dict | None = None, show_preview: bool = False) -> None:
         assert self.camera_config is not None, "Camera has not been configured"
         self.started = True
-        if Picamera2.scene is not None:
+        if Picamera2.hardware:
+            if self._sensor is None and Picamera2.scene is not None:
+                from picamera2._hardware import Sensor
+
+                self._sensor = Sensor(Picamera2.scene, self._hardware_ring(), self._fps(),
+                                      self.camera_config["main"]["format"])
+        elif Picamera2.scene is not None:
             self._frames = av.open(str(Picamera2.scene)).decode(video=0)
+
+    def _fps(self) -> float:
+        return float(self.camera_config["controls"].get("FrameRate", 30.0))
+
+    def _hardware_ring(self) -> Any:
+        """The camera's buffers (hardware mode), made at the first start or start_encoder."""
+        if self._ring is None:
+            from picamera2._hardware import Ring
+
+            cfg = self.camera_config
+            w, h = cfg["main"]["size"]
+            channels = 3 if cfg["main"]["format"] in ("RGB888", "BGR888") else 4
+            lores = None
+            if cfg["lores"] is not None:
+                lw, lh = cfg["lores"]["size"]
+                lores = (lh * 3 // 2, lw)
+            self._ring = Ring((h, w, channels), lores, cfg["buffer_count"])
+        return self._ring
 
     def start_encoder(self, encoder: encoders.H264Encoder, output: Any = None, pts: Any = None,
                       quality: Any = None, name: str | None = None) -> None:
         if output is not None:
             encoder.output = output
         size = self.camera_config["main"]["size"]
-        encoder._start_fake(size, float(self.camera_config["controls"].get("FrameRate", 30.0)))
+        encoder._start_fake(size, self._fps(), self._hardware_ring() if Picamera2.hardware else None)
         self.encoder = encoder
 
     def stop_encoder(self, encoders_: Any = None) -> None:
@@ -133,6 +167,11 @@ class Picamera2:
     def close(self) -> None:
         if self.started:
             self.stop()
+        if self._sensor is not None:
+            self._sensor.close()
+            self._sensor = None
+        if self._ring is not None:
+            self._ring.close()
         self.closed = True
 
     # --- frames ---
@@ -142,23 +181,28 @@ class Picamera2:
             raise RuntimeError("Camera is not running")
         if Picamera2.stall_after is not None and self._n >= Picamera2.stall_after:
             raise TimeoutError()
-        vf = next(self._frames, None) if self._frames is not None else None
-        if vf is None:  # loop the scene
-            self._frames = av.open(str(Picamera2.scene)).decode(video=0)
-            vf = next(self._frames)
         cfg = self.camera_config
-        w, h = cfg["main"]["size"]
-        main = cv2.resize(vf.to_ndarray(format="bgr24"), (w, h))
-        arrays = {"main": main if cfg["main"]["format"] in ("RGB888", "BGR888")
-                  else cv2.cvtColor(main, cv2.COLOR_BGR2BGRA)}
-        if cfg["lores"] is not None:
-            lw, lh = cfg["lores"]["size"]
-            arrays["lores"] = cv2.cvtColor(cv2.resize(main, (lw, lh)), cv2.COLOR_BGR2YUV_I420)
-        fps = float(cfg["controls"].get("FrameRate", 30.0))
+        slot = None
+        if self._sensor is not None:  # the sensor child fills a mapped buffer
+            slot = self._sensor.capture(self._n)
+            arrays = self._ring.arrays(slot)
+        else:
+            vf = next(self._frames, None) if self._frames is not None else None
+            if vf is None:  # loop the scene
+                self._frames = av.open(str(Picamera2.scene)).decode(video=0)
+                vf = next(self._frames)
+            w, h = cfg["main"]["size"]
+            main = cv2.resize(vf.to_ndarray(format="bgr24"), (w, h))
+            arrays = {"main": main if cfg["main"]["format"] in ("RGB888", "BGR888")
+                      else cv2.cvtColor(main, cv2.COLOR_BGR2BGRA)}
+            if cfg["lores"] is not None:
+                lw, lh = cfg["lores"]["size"]
+                arrays["lores"] = cv2.cvtColor(cv2.resize(main, (lw, lh)), cv2.COLOR_BGR2YUV_I420)
+        fps = self._fps()
         metadata = {"SensorTimestamp": int(1_000_000_000 + self._n * 1e9 / fps),
                     "FrameDuration": int(1e6 / fps)}
         self._n += 1
-        request = CompletedRequest(arrays, metadata)
+        request = CompletedRequest(arrays, metadata, slot)
         if self.pre_callback is not None:
             self.pre_callback(request)
         if self.encoder is not None:

@@ -1,6 +1,7 @@
 """Fake picamera2.encoders.H264Encoder: same constructor and calls as the Pi's V4L2 encoder, but the
 frames are encoded with libx264 (headers repeated on every keyframe, like repeat=True on the Pi) and
-handed to the outputs as Annex-B bytes with microsecond timestamps relative to the first frame."""
+handed to the outputs as Annex-B bytes with microsecond timestamps relative to the first frame.
+In hardware mode libx264 runs in a child process that reads the camera's buffers (as the VPU does)."""
 
 from __future__ import annotations
 
@@ -48,13 +49,23 @@ class H264Encoder(Encoder):
         self.bitrate, self.repeat, self.iperiod, self.framerate = bitrate, repeat, iperiod, framerate
         self.profile = profile
         self._ctx: av.CodecContext | None = None
+        self._vpu: Any = None  # hardware mode: _hardware.Vpu
         self._force_key = False
         self.frames_encoded = 0
 
     def force_key_frame(self) -> None:
         self._force_key = True
 
-    def _start_fake(self, size: tuple[int, int], fps: float) -> None:
+    def _start_fake(self, size: tuple[int, int], fps: float, ring: Any = None) -> None:
+        self.firsttimestamp = None
+        if ring is not None:
+            from picamera2._hardware import Vpu
+
+            for out in self._output:
+                out.start()
+            self._vpu = Vpu(ring, fps, self.bitrate, self.iperiod, self.repeat, self.outputframe)
+            self._running = True
+            return
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = size[0], size[1], "yuv420p"
         ctx.time_base = Fraction(1, 1_000_000)
@@ -70,11 +81,16 @@ class H264Encoder(Encoder):
             out.start()
 
     def _encode_fake(self, request: Any, sensor_ns: int) -> None:
-        if not self._running or self._ctx is None:
+        if not self._running or (self._ctx is None and self._vpu is None):
             return
         ts = sensor_ns // 1000
         if self.firsttimestamp is None:
             self.firsttimestamp = ts
+        if self._vpu is not None:
+            force, self._force_key = self._force_key, False
+            self._vpu.encode(request.slot, ts - self.firsttimestamp, force)
+            self.frames_encoded += 1
+            return
         image = request.make_array("main")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:, :, :3]), format="bgr24")
         vf.pts = ts - self.firsttimestamp
@@ -86,6 +102,9 @@ class H264Encoder(Encoder):
         self.frames_encoded += 1
 
     def _stop_fake(self) -> None:
+        if self._vpu is not None:
+            self._vpu.close()  # every frame sent is delivered first
+            self._vpu = None
         if self._ctx is not None:
             for packet in self._ctx.encode(None):
                 self.outputframe(bytes(packet), packet.is_keyframe, packet.pts)
