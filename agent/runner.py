@@ -150,9 +150,10 @@ def check_source(cfg: Config) -> None:
 
 
 def source_factory(cfg: Config, clock: Clock) -> Callable[[StateStore], FrameSource]:
-    """The configured camera, supervised (reopened on stalls), not yet opened."""
+    """The configured camera, supervised (reopened on stalls), not yet opened. The pipeline needs
+    no full frames from a camera with a hardware encoder (only the recorder would use them)."""
     def make(state: StateStore) -> FrameSource:
-        return SupervisedSource(make_source(cfg.camera, clock), cfg.camera, clock, state)
+        return SupervisedSource(make_source(cfg.camera, clock, full_frames=False), cfg.camera, clock, state)
     return make
 
 

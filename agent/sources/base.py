@@ -49,8 +49,9 @@ def analysis_gray(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
 
 
-def make_source(cfg: CameraConfig, clock: Clock) -> FrameSource:
-    """The backend for cfg.source, not yet opened."""
+def make_source(cfg: CameraConfig, clock: Clock, full_frames: bool = True) -> FrameSource:
+    """The backend for cfg.source, not yet opened. `full_frames=False`: a source whose recorder
+    encodes the full frames itself (picamera2) may leave Frame.image empty."""
     if cfg.source == "file":
         from agent.sources.file import FileSource
 
@@ -61,7 +62,7 @@ def make_source(cfg: CameraConfig, clock: Clock) -> FrameSource:
         return OpenCVSource(cfg, clock)
     from agent.sources.picamera2 import Picamera2Source
 
-    return Picamera2Source(cfg, clock)
+    return Picamera2Source(cfg, clock, full_frames=full_frames)
 
 
 def check_device(cfg: CameraConfig) -> None:

@@ -1,8 +1,8 @@
 """Raspberry Pi CSI camera source via picamera2 (imported lazily: only on a Pi, from apt).
 
 The main stream (full resolution) feeds the hardware H.264 encoder when a recorder attaches one
-(agent.recording.segments_hw), and is copied into Frame.image; the lores YUV420 stream's Y plane
-is Frame.gray.
+(agent.recording.segments_hw), and is copied into Frame.image unless `full_frames` is off; the
+lores YUV420 stream's Y plane is Frame.gray.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from agent.errors import InputError, SourceError
 from agent.sources.base import Frame, FrameTimeout
 
 log = logging.getLogger(__name__)
+
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # Frame.image when the app does not need the main stream
 
 
 def _import_picamera2() -> Any:
@@ -48,9 +50,15 @@ def check_camera(cfg: CameraConfig) -> None:
 class Picamera2Source:
     """FrameSource over a Picamera2 camera. A recorder attaches `(encoder, output)` and a
     `pre_callback` (privacy masks) with attach(), before or after open() and from any thread; they
-    are re-attached on every reopen. open/close/attach share one lock; read() runs unlocked."""
+    are re-attached on every reopen. open/close/attach share one lock; read() runs unlocked.
 
-    def __init__(self, cfg: CameraConfig, clock: Clock, camera_num: int = 0) -> None:
+    With `full_frames=False` (the running agent) and a recorder attached, frames carry no image:
+    the encoder reads the main stream from the camera's buffers itself, the detector needs only the
+    lores stream and snapshots come from the segments, so the main stream is never copied into the
+    process (2.8 MB per 720p frame, and its buffers' pages are never touched)."""
+
+    def __init__(self, cfg: CameraConfig, clock: Clock, camera_num: int = 0,
+                 full_frames: bool = True) -> None:
         self._cfg = cfg
         self._clock = clock
         self._camera_num = camera_number(cfg) if cfg.device else camera_num
@@ -60,6 +68,7 @@ class Picamera2Source:
         self.recording: tuple[Any, Any] | None = None  # (H264Encoder, Output) from the recorder
         self.pre_callback: Callable[[Any], None] | None = None
         self._index = 0
+        self._full_frames = full_frames
         self._checked = False
         self._lock = threading.Lock()
 
@@ -114,12 +123,13 @@ class Picamera2Source:
             raise SourceError(f"picamera2: capture failed: {err}") from None
         try:
             t, wall = self._clock.monotonic(), self._clock.time()
-            image = request.make_array("main")
+            image = request.make_array("main") if self._full_frames or self.recording is None else None
             yuv = request.make_array("lores")
         finally:
             request.release()
         gray = np.ascontiguousarray(yuv[: self._cfg.analysis_height, : self._cfg.analysis_width])
-        frame = Frame(self._index, t, wall, np.ascontiguousarray(image[:, :, :3]), gray)
+        bgr = NO_IMAGE if image is None else np.ascontiguousarray(image[:, :, :3])
+        frame = Frame(self._index, t, wall, bgr, gray)
         self._index += 1
         return frame
 
