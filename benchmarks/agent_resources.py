@@ -9,9 +9,13 @@ Method (also in docs/architecture.md, "Memory"):
   back up to `max_clip_s` and every clip (60 s, about 11 MB, multipart) and snapshot is uploaded.
 - Services. Upload to a moto S3 server over HTTP and heartbeats to the real control room app
   (SQLite, waitress), both in this process; the agent is a separate process (`cctv-agent run`).
-- Measures. Every `--interval` seconds: VmRSS and user+system CPU time of the agent process from
-  /proc. `rss_mb` is the peak (VmHWM); `rss_growth_mb_per_hour` is the least-squares slope of RSS
-  over the second half of the run (after start-up and the first events), per hour;
+  `retention.min_free_percent = 2`: the shared machine's disk is about 90 % full, where the default
+  10 % reserve would have retention delete all footage (and the events lose their clips).
+- Measures. Every `--interval` seconds: VmRSS (and its parts RssAnon, RssFile: library pages,
+  RssShmem: mapped camera buffers) and user+system CPU time of the agent process from /proc;
+  /proc/PID/smaps_rollup and the resident memory by mapping at the end. `rss_mb` is the peak
+  (VmHWM); `rss_growth_mb_per_hour` is the least-squares slope of RSS over the second half of the
+  run (after start-up and the first events), per hour;
   `cpu_percent_of_one_core` is CPU seconds over wall seconds after the first minute.
 - Heap. A second, shorter agent process runs the same command under tracemalloc (one frame per
   trace; tracemalloc itself costs memory, so this one is not used for RSS): traced Python and NumPy
@@ -26,7 +30,8 @@ Method (also in docs/architecture.md, "Memory"):
   main stream from them and returns H.264 (the VPU behind V4L2 M2M). Their CPU and memory are
   reported apart (`hardware_edge`): on a Pi that work is done by the ISP and VPU, not the agent.
   `file` is the file source decoding the clip in the agent process and libx264 encoding in it
-  (tests and the demo; `file_source_*` keys). `--before` runs the revision with each source.
+  (tests and the demo; `file_source_*` keys). `--before` runs the revision with each source, or
+  with those `--before-sources` names (2 cores hold four agents with their hardware edges, not more).
 - `--duration` (default 120 s, what `make bench` runs) sets the length; the committed
   results/agent_resources.json is from `--duration 3600 --before <main before this work>`; a run
   shorter than an hour writes results/agent_resources_<N>s.json (not committed) instead, unless
@@ -66,6 +71,7 @@ REGION = "eu-west-2"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 SIZE, FPS = (1280, 720), 10
 FAKES = ROOT / "tests" / "fakes"  # the fake picamera2 package
+HW_CHILD = b"_hw_child.py"  # its hardware mode's child processes (sensor, encoder)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -180,6 +186,8 @@ data_dir = "{folder / unit_id}"
 width = {SIZE[0]}
 height = {SIZE[1]}
 fps = {FPS}
+[retention]
+min_free_percent = 2
 [upload]
 endpoint_url = "{services.s3_url}"
 region = "{REGION}"
@@ -197,15 +205,21 @@ modem = false
     return cfg
 
 
-def _rss_cpu(pid: int) -> tuple[float, float] | None:
-    """(VmRSS in MB, user+system CPU seconds) of a process from /proc, None once it is gone."""
+RSS_PARTS = ("RssAnon:", "RssFile:", "RssShmem:")
+
+
+def _rss_cpu(pid: int) -> tuple[float, float, list[float]] | None:
+    """(VmRSS in MB, user+system CPU seconds, [RssAnon, RssFile, RssShmem] in MB) of a process from
+    /proc, None once it is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
-    return int(rss) / 1024, (int(stat[11]) + int(stat[12])) / TICKS
+    kb = {line.split()[0]: int(line.split()[1]) for line in status.splitlines()
+          if line.startswith(("VmRSS:", *RSS_PARTS))}
+    return (kb.get("VmRSS:", 0) / 1024, (int(stat[11]) + int(stat[12])) / TICKS,
+            [round(kb.get(k, 0) / 1024, 2) for k in RSS_PARTS])
 
 
 class Agent:
@@ -217,29 +231,41 @@ class Agent:
         self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=log.parent)
         self.t0 = time.monotonic()
-        self.samples: list[list[float]] = []  # [t_s, rss_mb, cpu_s]
+        self.samples: list[list[float]] = []  # [t_s, rss_mb, cpu_s, anon_mb, file_mb, shmem_mb]
 
         self.edge: dict[int, tuple[float, float]] = {}  # child pid -> (rss_mb, cpu_s): the fake's hardware
+        self.edge_alive: set[int] = set()  # its children at the last sample
 
     def sample(self) -> None:
         got = _rss_cpu(self.proc.pid)
         if got is None:
             return
-        self.samples.append([round(time.monotonic() - self.t0, 1), round(got[0], 2), round(got[1], 2)])
+        t = round(time.monotonic() - self.t0, 1)
+        self.samples.append([t, round(got[0], 2), round(got[1], 2), *got[2]])
         try:
             kids = {int(p) for f in Path(f"/proc/{self.proc.pid}/task").glob("*/children")
                     for p in f.read_text().split()}
         except OSError:
             kids = set()
+        alive = set()
         for pid in kids:
+            try:
+                if HW_CHILD not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue  # not the fake camera or encoder (e.g. a status probe's command)
+            except OSError:
+                continue
             if (child := _rss_cpu(pid)) is not None:
-                self.edge[pid] = child
+                self.edge[pid] = child[:2]
+                alive.add(pid)
+        self.edge_alive = alive
 
     def edge_summary(self, seconds: float) -> dict:
-        """The hardware edge's child processes (fake sensor and encoder): not the agent's memory."""
+        """The hardware edge's child processes (fake sensor and encoder; more if the camera was
+        reopened): not the agent's memory. CPU over all of them, RSS of those alive at the end."""
         if not self.edge:
             return {}
-        return {"processes": len(self.edge), "rss_mb_last": round(sum(r for r, _ in self.edge.values()), 1),
+        return {"processes": len(self.edge),
+                "rss_mb_last": round(sum(self.edge[p][0] for p in self.edge_alive), 1),
                 "cpu_percent_of_one_core": round(sum(c for _, c in self.edge.values()) / seconds * 100, 1)}
 
     def peak_mb(self) -> float:
@@ -249,6 +275,15 @@ class Agent:
             return max((s[1] for s in self.samples), default=0.0)
         return int(next(line.split()[1] for line in status.splitlines()
                         if line.startswith("VmHWM:"))) / 1024
+
+    def rollup(self) -> dict[str, float]:
+        """/proc/PID/smaps_rollup in MB (Rss, Pss, Anonymous, Private_Dirty...)."""
+        try:
+            lines = Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]
+        except OSError:
+            return {}
+        return {p[0].rstrip(":"): round(int(p[1]) / 1024, 1) for p in map(str.split, lines)
+                if len(p) == 3 and p[2] == "kB" and int(p[1])}
 
     def smaps(self, top: int = 12) -> list[list]:
         """Resident memory by mapping (a library, [heap], [anon]...), largest first, in MB."""
@@ -279,7 +314,7 @@ class Agent:
 
 
 def summarise(agent: Agent, peak: float, code: int, duration: float) -> dict:
-    s = np.array(agent.samples) if agent.samples else np.zeros((0, 3))
+    s = np.array(agent.samples) if agent.samples else np.zeros((0, 6))
     half = s[s[:, 0] >= s[-1, 0] / 2] if len(s) else s
     slope = float(np.polyfit(half[:, 0] / 3600, half[:, 1], 1)[0]) if len(half) >= 3 else float("nan")
     warm = s[s[:, 0] >= min(60.0, duration / 4)] if len(s) else s
@@ -292,7 +327,11 @@ def summarise(agent: Agent, peak: float, code: int, duration: float) -> dict:
         "rss_mb_median_second_half": round(float(np.median(half[:, 1])), 1) if len(half) else None,
         "rss_mb_at_end": float(s[-1, 1]) if len(s) else None,
         "exit_code": code,
-        "series": {"columns": ["t_s", "rss_mb", "cpu_s"], "rows": s.tolist()},
+        "rss_parts_mb_at_peak_sample": (dict(zip(("anon", "file", "shmem"),
+                                                 s[int(np.argmax(s[:, 1])), 3:].tolist(), strict=True))
+                                        if len(s) else {}),
+        "series": {"columns": ["t_s", "rss_mb", "cpu_s", "rss_anon_mb", "rss_file_mb", "rss_shmem_mb"],
+                   "rows": s.tolist()},
     }
 
 
@@ -348,12 +387,16 @@ def main() -> int:
     ap.add_argument("--sources", default="picamera2,file",
                     help="comma-separated configurations run side by side: picamera2 (a Pi: the "
                          "headline figures), file (file source and libx264 in the agent)")
+    ap.add_argument("--before-sources", help="configurations of the --before agent (default: --sources)")
     args = ap.parse_args()
     sources = [v.strip() for v in args.sources.split(",") if v.strip()]
-    if not sources or set(sources) - {"picamera2", "file"} or len(set(sources)) < len(sources):
-        print(f"benchmarks/agent_resources.py: --sources: want picamera2 and/or file, got {args.sources!r}",
-              file=sys.stderr)
-        return 2
+    before_sources = ([v.strip() for v in args.before_sources.split(",") if v.strip()]
+                      if args.before_sources is not None else sources)
+    for given, got in ((args.sources, sources), (args.before_sources, before_sources)):
+        if not got or set(got) - {"picamera2", "file"} or len(set(got)) < len(got):
+            print(f"benchmarks/agent_resources.py: want picamera2 and/or file, got {given!r}",
+                  file=sys.stderr)
+            return 2
     if not VTEST.is_file():
         print(f"benchmarks/agent_resources.py: footage missing: {VTEST}", file=sys.stderr)
         return 2
@@ -383,7 +426,7 @@ def main() -> int:
         for who, rev in (("after", args.after), ("before", args.before)):
             if who == "before" and not rev:
                 continue
-            for source in sources:
+            for source in sources if who == "after" else before_sources:
                 name = who if source == "picamera2" else f"{who}_file"
                 cfg = str(write_config(work, unit_name(name), video, services, source))
                 # `cctv-agent run`; for a revision the same entry point from that revision's package
@@ -411,11 +454,12 @@ def main() -> int:
             tick.wait(args.interval)
         results: dict = {}
         for name, a in agents.items():
-            peak, maps = a.peak_mb(), a.smaps()
+            peak, maps, rollup = a.peak_mb(), a.smaps(), a.rollup()
             ran = time.monotonic() - a.t0
             code = a.stop()
             unit = unit_name(name)
             results[name] = {**summarise(a, peak, code, args.duration), "resident_by_mapping_at_end": maps,
+                             "smaps_rollup_at_end_mb": rollup,
                              "configuration": CONFIGURATIONS["file" if "_file" in name else "picamera2"],
                              "hardware_edge": a.edge_summary(ran),
                              "objects_uploaded": services.objects(f"bench-{unit}")[0],
@@ -440,6 +484,7 @@ def main() -> int:
         "method": "see the module docstring of benchmarks/agent_resources.py",
         "duration_s": args.duration, "interval_s": args.interval,
         "video": "forecourt 1280x720 10 fps H.264, loop", "sources": sources,
+        "before_sources": before_sources if args.before else [],
         "before_revision": args.before, "after_revision": args.after or "working tree", "work_dir": str(work),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg(),

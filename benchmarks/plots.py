@@ -155,7 +155,7 @@ def _resources() -> dict[str, Any] | None:
 
 def agent_resources(r: dict[str, Any]) -> Any:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, colour in (("after", OURS), ("before", BASE)):
+    for name, colour in (("after", OURS), ("after_file", OTHER), ("before", BASE)):
         series = (r.get(name) or {}).get("series")
         if not series:
             continue
