@@ -141,9 +141,26 @@ def _resources_cell(r: dict[str, Any]) -> str:
 
 def agent_resources(r: dict[str, Any]) -> Row:
     before = r.get("before")
-    rev = (r.get("_meta") or {}).get("before_revision")
-    return ("agent memory and CPU recording 720p at 10 fps (`agent_resources.json`)", _resources_cell(r),
-            f"the agent before this work ({rev}), same run: {_resources_cell(before)}" if before else "-")
+    meta = r.get("_meta") or {}
+    rev = meta.get("before_revision")
+    what = "agent memory and CPU recording 720p at 10 fps (`agent_resources.json`)"
+    if "file_source_rss_mb" not in r:  # a result from before the two configurations
+        return (what, _resources_cell(r),
+                f"the agent before this work ({rev}), same run: {_resources_cell(before)}" if before else "-")
+    secs = meta.get("duration_s") or 0
+    if secs < 3600:
+        what += f", a {secs / 60:.0f}-minute run"
+    edge = ((r.get("after") or {}).get("hardware_edge") or {}).get("cpu_percent_of_one_core")
+    ours = (f"Pi-shaped (picamera2 path; camera and H.264 encoder out of the process, as on a Pi): "
+            f"**{_resources_cell(r)}**"
+            + (f" (its fake camera and encoder processes: CPU {edge:.0f} %, the ISP's and VPU's work on a Pi)"
+               if isinstance(edge, int | float) else "")
+            + (f"; file source (decoder and libx264 in the process): {_resources_cell(r['after_file'])}"
+               if "after_file" in r else ""))
+    parts = [f"Pi-shaped {_resources_cell(before)}" if before else "",
+             f"file source {_resources_cell(r['before_file'])}" if "before_file" in r else ""]
+    base = "; ".join(p for p in parts if p)
+    return (what, ours, f"the agent before this work ({rev}), same run: {base}" if base else "-")
 
 
 ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
