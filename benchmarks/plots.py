@@ -155,6 +155,9 @@ def _resources() -> dict[str, Any] | None:
 
 def agent_resources(r: dict[str, Any]) -> Any:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    two = "after_file" in r  # Pi-shaped ("after") and file-source runs side by side
+    labels = {"after": "Pi-shaped" if two else "after", "after_file": "file source",
+              "before": "before, Pi-shaped" if two else "before"}
     for name, colour in (("after", OURS), ("after_file", OTHER), ("before", BASE)):
         series = (r.get(name) or {}).get("series")
         if not series:
@@ -162,13 +165,13 @@ def agent_resources(r: dict[str, Any]) -> Any:
         cols = series["columns"]
         rows = series["rows"]
         t = [row[cols.index("t_s")] / 60 for row in rows]
-        a.plot(t, [row[cols.index("rss_mb")] for row in rows], color=colour, label=name)
+        a.plot(t, [row[cols.index("rss_mb")] for row in rows], color=colour, label=labels[name])
         if "cpu_s" in cols and len(rows) > 1:
             cpu = [row[cols.index("cpu_s")] for row in rows]
             secs = [row[cols.index("t_s")] for row in rows]
             pct = [100 * (cpu[i] - cpu[i - 1]) / max(1e-9, secs[i] - secs[i - 1])
                    for i in range(1, len(rows))]
-            b.plot(t[1:], pct, color=colour, label=name, lw=0.8)
+            b.plot(t[1:], pct, color=colour, label=labels[name], lw=0.8)
     a.set_title("resident memory (MB)")
     b.set_title("CPU (% of one core)")
     for ax in (a, b):
