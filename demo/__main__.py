@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="fixed run, then verify every event (make demo-check)")
     check.add_argument("--dir", type=Path, default=ROOT / "demo-check-run", help="run folder (wiped)")
-    check.add_argument("--record-s", type=float, default=60.0, help="how long the units record")
+    check.add_argument("--record-s", type=float, default=30.0, help="how long the units record")
     check.add_argument("--drain-timeout", type=float, default=240.0, help="longest wait for uploads")
     check.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)

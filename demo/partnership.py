@@ -5,16 +5,17 @@ councils, people and units, then its web forms (as the partnership admin) for si
 from __future__ import annotations
 
 import html
+import json
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 
-from demo.procs import run_command
 from demo.units import COUNCILS, UNITS, UnitSpec
 
 
@@ -42,23 +43,31 @@ PEOPLE = (
 )
 
 
-def create_partnership(cli: list[str], env: dict[str, str]) -> tuple[list[Login], dict[str, str]]:
-    """Migrate, then councils, people (random passwords) and units (tokens) through the CLI."""
-    run_command([*cli, "db", "upgrade"], env)
-    with ThreadPoolExecutor(2) as pool:  # independent commands side by side: start-up is their cost
-        list(pool.map(lambda item: run_command([*cli, "create-council", *item], env), COUNCILS.items()))
-        logins = [Login(username, role, council, secrets.token_urlsafe(9))  # 12 characters, printed once
-                  for username, role, council in PEOPLE]
-        users = []
-        for x in logins:
-            argv = [*cli, "create-user", x.username, "--role", x.role, "--password-stdin", *x.council_args()]
-            users.append(pool.submit(run_command, argv, env, x.password + "\n"))
-        units = {spec.unit_id: pool.submit(run_command, [*cli, "create-unit", spec.unit_id, "--council",
-                                                         spec.council, "--name", spec.site], env)
-                 for spec in UNITS}
-        for done in users:
-            done.result()
-        tokens = {uid: done.result().strip().splitlines()[-1] for uid, done in units.items()}
+def create_partnership(env: dict[str, str], cwd: Path) -> tuple[list[Login], dict[str, str]]:
+    """Migrate, then councils, people (random passwords) and units (tokens): the control room's CLI
+    commands, run in one process (demo.admin_batch) in the order an administrator types them."""
+    logins = [Login(username, role, council, secrets.token_urlsafe(9))  # 12 characters, printed once
+              for username, role, council in PEOPLE]
+    commands: list[dict[str, object]] = [{"argv": ["db", "upgrade"]}]
+    commands += [{"argv": ["create-council", slug, name]} for slug, name in COUNCILS.items()]
+    commands += [{"argv": ["create-user", x.username, "--role", x.role, "--password-stdin",
+                           *x.council_args()], "stdin": x.password + "\n"} for x in logins]
+    commands += [{"argv": ["create-unit", spec.unit_id, "--council", spec.council, "--name", spec.site]}
+                 for spec in UNITS]
+    done = subprocess.run([sys.executable, "-m", "demo.admin_batch"], input=json.dumps(commands),
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False)
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(f"control room set-up failed ({done.returncode}): {done.stderr.strip()[-500:]}") \
+            from None
+    failed = [r for r in results if r["code"] != 0]
+    if failed or len(results) != len(commands):
+        r = failed[0] if failed else {"argv": ["?"], "code": done.returncode, "stderr": done.stderr}
+        raise RuntimeError(f"cctv-control-room {' '.join(r['argv'][:2])}... failed ({r['code']}): "
+                           f"{(r['stderr'] or r.get('stdout', '')).strip()[-500:]}")
+    tokens = {r["argv"][1]: r["stdout"].strip().splitlines()[-1]
+              for r in results if r["argv"][0] == "create-unit"}
     return logins, tokens
 
 

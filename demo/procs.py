@@ -94,17 +94,3 @@ def _reap_group(pgid: int) -> None:
             return
         time.sleep(0.05)
 
-
-def run_command(argv: Sequence[str], env: dict[str, str] | None = None, stdin: str | None = None,
-                timeout: float = 300.0, retries: int = 3) -> str:
-    """Run a set-up command to completion; its stdout, or RuntimeError with its stderr. A command
-    refused because SQLite was locked by a concurrent one (nothing was written) is run again."""
-    for _ in range(retries):
-        done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, env=env,
-                              timeout=timeout, check=False)
-        if done.returncode == 0 or "database is locked" not in done.stderr:
-            break
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])}... failed ({done.returncode}): "
-                           f"{(done.stderr or done.stdout).strip()[-500:]}")
-    return done.stdout

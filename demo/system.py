@@ -42,7 +42,8 @@ class Timings:
 
 
 DEMO = Timings()
-CHECK = Timings(heartbeat_s=5.0, first_drop_s=15.0, down_s=15.0, up_s=600.0, max_drops=1)
+# demo-check: the flaky link drops once, while the first events upload, and is back well before the end
+CHECK = Timings(heartbeat_s=5.0, first_drop_s=8.0, down_s=10.0, up_s=600.0, max_drops=1)
 
 
 def free_port() -> int:
@@ -120,7 +121,7 @@ class DemoSystem:
         if self.map_tiles is not None:
             env["CONTROL_ROOM_MAP_TILE_URL"] = self.map_tiles
         self.say("creating the demo partnership (control room CLI: db upgrade, councils, people, units)")
-        self.logins, self.tokens = create_partnership(cli, env)
+        self.logins, self.tokens = create_partnership(env, self.root)
         self.say(f"starting the control room on {self.url}")
         argv = [*cli, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.control_room = Child("control-room", argv, self.run_dir / "logs" / "control_room.log", env=env)
