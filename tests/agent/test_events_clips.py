@@ -26,12 +26,14 @@ from agent.events.writer import ClosedEvent, EventWriter
 from agent.fsutil import atomic_write_bytes, sha256_file
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, encode_segments, footage
+from tests.once import once
 
 
 @pytest.fixture(scope="module")
 def segments(tmp_path_factory) -> list:
-    return encode_segments(footage(VTEST), tmp_path_factory.mktemp("segs"), seg_s=10.0, gop=20,
-                           max_frames=400)
+    """40 s of the sample clip in four H.264 segments, encoded once per test run (read only)."""
+    return once(tmp_path_factory, "segs_10s_gop20",
+                lambda d: encode_segments(footage(VTEST), d, seg_s=10.0, gop=20, max_frames=400))
 
 
 def _packets(path: Path) -> list[tuple[bytes, bool]]:

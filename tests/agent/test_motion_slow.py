@@ -10,6 +10,7 @@ import pytest
 from agent.config import MotionConfig
 from agent.detection.motion import MotionDetector
 from tests.agent.synthetic import DATA, NUISANCES, cutout, read_frames, slow_mover
+from tests.once import once
 
 FPS = 5.0
 SIZE = (320, 240)
@@ -18,14 +19,19 @@ LEAD = 100  # frames (20 s) before the person moves
 
 
 @pytest.fixture(scope="module")
-def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scene(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The empty forecourt and a person cut out of it, made once per test run."""
     path = DATA / "opencv_vtest_480x360.avi"
     if not path.exists():
         pytest.skip(f"{path} absent: the shared footage folder ../shared/data is needed")
-    frames = read_frames(path, SIZE, gray=False)
-    empty = np.median(np.stack(frames[::10]), axis=0).astype(np.uint8)
-    patch, alpha = cutout(frames[::7], empty)
-    return empty, patch, alpha
+
+    def build(_: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frames = read_frames(path, SIZE, gray=False)
+        empty = np.median(np.stack(frames[::10]), axis=0).astype(np.uint8)
+        patch, alpha = cutout(frames[::7], empty)
+        return empty, patch, alpha
+
+    return once(tmp_path_factory, "slow_mover_scene", build)
 
 
 SLOW = MotionConfig()  # the slow-mover check is on by default (slow_window_s = 8)

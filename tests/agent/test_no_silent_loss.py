@@ -41,8 +41,8 @@ def test_ledger_counts_each_event_once_and_a_published_one_may_become_lost(tmp_p
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    with mounted(tmp_path, 24) as mnt:
+def small_disk(tmp_path, squeeze):
+    with mounted(tmp_path, SQUEEZES[squeeze][0]) as mnt:
         yield mnt
 
 
@@ -57,12 +57,14 @@ def counters(data: Path) -> dict[str, int]:
         return {}
 
 
-# how the disk is squeezed -> the counters that show the agent met it
+# how the disk is squeezed (its size in MB, what is left free) -> the counters that show the agent met it
 SQUEEZES = {
-    # 24 MB for everything: retention has to delete events never uploaded
-    "events deleted before upload": (None, lambda c: c.get("events_lost.deleted_before_upload", 0) >= 3),
+    # 16 MB for everything: retention has to delete events never uploaded (a smaller disk fills sooner:
+    # less footage to record before it shows)
+    "events deleted before upload": (16, None, lambda c: c.get("events_lost.deleted_before_upload", 0) >= 3),
     # something else (not footage) leaves 5 MB: too little for the clip reserve
-    "no room for clips": (5_000_000, lambda c: c.get("events_partial", 0) + c.get("events_lost", 0) >= 3),
+    "no room for clips": (24, 5_000_000,
+                          lambda c: c.get("events_partial", 0) + c.get("events_lost", 0) >= 3),
 }
 
 
@@ -71,7 +73,7 @@ SQUEEZES = {
 def test_full_disk_link_down_every_event_published_or_counted_lost(small_disk, squeeze) -> None:
     """A small disk for everything (footage, events, agent.db), uploads failing (nothing listens on
     the endpoint): the agent runs until the squeeze shows, then every event is accounted for."""
-    leave, shown = SQUEEZES[squeeze]
+    _, leave, shown = SQUEEZES[squeeze]
     if leave is not None:
         with open(small_disk / "ballast", "wb") as f:  # not footage: retention cannot delete it
             f.truncate(0)

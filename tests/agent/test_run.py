@@ -26,6 +26,7 @@ from agent.recording.index import SegmentIndex
 from agent.runner import run
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, first_frames, footage
+from tests.once import once
 
 MASK = [[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]
 
@@ -47,16 +48,19 @@ def unit_config(data_dir: Path, **camera):
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory) -> Path:
-    """The first 30 s of the sample clip (people walking throughout): for tests that need some recorded
-    footage and events, not all 79.5 s of it."""
-    return first_frames(VTEST, tmp_path_factory.mktemp("clip") / "vtest_30s.avi", 300)
+    """The first 15 s of the sample clip (people walking throughout, an event from the first seconds):
+    for tests that need some recorded footage and events, not all 79.5 s of it. Made once per run."""
+    return once(tmp_path_factory, "vtest_15s", lambda d: first_frames(VTEST, d / "vtest_15s.avi", 150))
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("unit")
-    cfg = unit_config(data_dir)
-    return cfg, run(cfg, ManualClock(wall=T0, mono=500.0))
+    """The whole sample clip run through the unit, once per test run (the tests only read it)."""
+    def record(data_dir: Path):
+        cfg = unit_config(data_dir)
+        return cfg, run(cfg, ManualClock(wall=T0, mono=500.0))
+
+    return once(tmp_path_factory, "run_recorded", record)
 
 
 def test_run_records_the_clip_and_publishes_events(recorded) -> None:
@@ -239,7 +243,7 @@ def test_run_without_a_pi_camera_starts_no_services(tmp_path, fake_picamera2, mo
     assert not [t for t in threading.enumerate() if t.name in ("capture", "record", "analyse")]
 
 
-def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path) -> None:
+def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path, short_clip) -> None:
     """Nothing is lost: an event open when the agent was killed is published at the next start
     from the footage recorded before the kill."""
     data_dir = tmp_path / "unit"
@@ -258,7 +262,7 @@ def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path) -> None:
     conn = connect(db_path(data_dir))
     assert conn.execute("SELECT count(*) FROM event_journal WHERE closed = 0").fetchone()[0] == 1
     before = SegmentIndex(conn).all()
-    result = run(unit_config(data_dir), SystemClock())  # the next start (on the sample file)
+    result = run(unit_config(data_dir, device=str(short_clip)), SystemClock())  # the next start
     old = [r for r in result.events if r.extra.get("recovered")]
     assert len(old) == 1 and old[0].extra["close_reason"] == "interrupted"
     rec = old[0]
