@@ -86,3 +86,12 @@ def first_frames(src: Path, out: Path, frames: int) -> Path:
         writer.release()
         cap.release()
     return out
+
+
+def sample_start(tmp_path_factory: pytest.TempPathFactory, seconds: int = 15) -> Path:
+    """The first `seconds` of the forecourt sample (people walking throughout, an event from the first
+    seconds), cut once per test run and shared by the workers (read only)."""
+    from tests.once import once
+
+    name = f"vtest_{seconds}s"
+    return once(tmp_path_factory, name, lambda d: first_frames(VTEST, d / f"{name}.avi", seconds * 10))

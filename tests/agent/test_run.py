@@ -25,7 +25,7 @@ from agent.fsutil import sha256_file
 from agent.recording.index import SegmentIndex
 from agent.runner import run
 from agent.state import StateStore
-from tests.agent.footage import T0, VTEST, first_frames, footage
+from tests.agent.footage import T0, VTEST, footage, sample_start
 from tests.once import once
 
 MASK = [[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]
@@ -48,9 +48,9 @@ def unit_config(data_dir: Path, **camera):
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory) -> Path:
-    """The first 15 s of the sample clip (people walking throughout, an event from the first seconds):
-    for tests that need some recorded footage and events, not all 79.5 s of it. Made once per run."""
-    return once(tmp_path_factory, "vtest_15s", lambda d: first_frames(VTEST, d / "vtest_15s.avi", 150))
+    """The first 15 s of the sample clip: for tests that need some recorded footage and events, not
+    all 79.5 s of it."""
+    return sample_start(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
