@@ -245,11 +245,16 @@ def run_scenario(tmp_path: Path, store: Store, app: Any, cr_url: str, root: Path
         first, timings["site_yml_first_run_s"] = playbook(env, inventory)
         assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
         assert recap(first.stdout)["failed"] == 0 and recap(first.stdout)["changed"] > 10
+        # again from the same checkout: the wheel is built again (reproducible: the same bytes) and
+        # nothing is copied, reinstalled or restarted
         second, timings["site_yml_second_run_s"] = playbook(env, inventory)
         assert second.returncode == 0, second.stdout[-4000:]
         assert recap(second.stdout)["changed"] == 0, [
             line for line in second.stdout.splitlines() if line.startswith("changed:")]
-        check, timings["site_yml_check_run_s"] = playbook(env, inventory, "--check")
+        # the dry run deploys the wheel built above, as a fleet rollout does (build once, deploy many)
+        built = next((tmp_path / "build" / "project").glob("mobile_cctv-*.whl"))
+        check, timings["site_yml_check_run_s"] = playbook(env, inventory, "--check", "-e",
+                                                          f"cctv_agent_wheel={built}")
         assert check.returncode == 0 and recap(check.stdout)["changed"] == 0, check.stdout[-4000:]
         installed_as_root(root)
 
