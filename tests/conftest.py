@@ -8,6 +8,9 @@ long test a short one to hold, so no long test waits behind another.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
 import pytest
 
 from control_room import hashing
@@ -22,6 +25,23 @@ _FIRST = ("tests/system/test_provisioning_e2e.py", "tests/demo/test_demo_check.p
           "tests/system/test_systemd_nspawn.py", "tests/demo/test_make_demo.py",
           "tests/evidence/test_end_to_end.py")
 _SHORT = ("tests/agent/test_config.py", "tests/protocol/")  # well under a second each
+
+
+# The agent keeps retention.min_free_percent (10 % by default) of its disk free by deleting footage: on
+# a host disk fuller than that the recording tests fail in confusing ways (clips deleted before upload).
+_MIN_FREE_PERCENT = 12.0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if getattr(session.config, "workerinput", None) is not None:
+        return  # checked once, by the controller
+    where = tempfile.gettempdir()
+    usage = shutil.disk_usage(where)
+    free = 100.0 * usage.free / usage.total
+    if free < _MIN_FREE_PERCENT:
+        need = f"{_MIN_FREE_PERCENT:.0f} %"
+        pytest.exit(f"{where}: {free:.1f} % of the disk is free; the agent deletes footage to keep 10 % "
+                    f"free, so its tests need at least {need}: free some space", returncode=3)
 
 
 def _rank(item: pytest.Item) -> int:
