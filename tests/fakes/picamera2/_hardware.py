@@ -110,12 +110,17 @@ class Sensor:
             self.proc.stdin.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
+        _reap(self.proc)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a child told to stop (killed if it has not in 10 s) and close its pipe."""
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
 
 
 class Vpu:
@@ -164,9 +169,4 @@ class Vpu:
         except OSError:
             pass
         self.thread.join(30)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
+        _reap(self.proc)
