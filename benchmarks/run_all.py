@@ -134,7 +134,8 @@ class Step:
 
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem for p in HERE.glob("*.py") if p.stem not in {
-        "run_all", "plots", "readme_table", "report", "upload_slow", "motion_slow", "motion_sequences"})
+        "run_all", "plots", "readme_table", "report", "upload_slow", "motion_slow", "motion_sequences",
+        "agent_procs"})
     missing = [n for n in names if not (HERE / f"{n}.py").exists()]
     if missing:
         print(f"run_all: no benchmark script {', '.join(missing)}", file=sys.stderr)
