@@ -4,7 +4,6 @@ real S3 server (moto, over HTTP) byte for byte."""
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ from agent.config import parse_config
 from agent.runner import run
 from agent.upload.worker import UploadService
 from tests.agent.footage import sample_start
+from tests.waiting import wait_until
 
 REGION = "eu-west-2"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -52,17 +52,21 @@ def test_recorded_events_arrive_in_the_bucket(tmp_path, tmp_path_factory, s3) ->
     assert result.events and len(wanted) == 3 * len(result.events)
     service = UploadService(cfg, SystemClock())  # the next start carries on with the durable queue
     service.start()
-    try:
-        deadline = time.monotonic() + 90
-        found: set[str] = set()
-        read: set[str] = set()  # objects are written whole, once: each is downloaded once
-        while not wanted <= found and time.monotonic() < deadline:
-            time.sleep(0.5)
-            for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+    found: set[str] = set()
+    read: set[str] = set()  # objects are written whole, once: each is downloaded once
+
+    def all_arrived() -> bool:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
                 if obj["Key"] not in read:
                     body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                     found.add(hashlib.sha256(body).hexdigest())
                     read.add(obj["Key"])
+        return wanted <= found
+
+    try:
+        wait_until(all_arrived, timeout=90, interval=0.5, what="every clip and snapshot in the bucket",
+                   detail=lambda: f"{len(wanted - found)} of {len(wanted)} missing")
     finally:
         service.stop()
         service.join(30)
