@@ -72,6 +72,7 @@ class ConfigWatcher:
         self._thread: threading.Thread | None = None
         self.published = 0
         self.refused = 0
+        self.checks = 0  # times the file was looked at (changed or not): progress seen from outside
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -112,6 +113,12 @@ class ConfigWatcher:
 
     def check(self) -> bool:
         """Load the file if its content changed; True if a new config was published."""
+        try:
+            return self._check()
+        finally:
+            self.checks += 1
+
+    def _check(self) -> bool:
         digest = self._digest()
         if digest is None or digest == self._last_digest:
             return False

@@ -86,6 +86,7 @@ class StatusService:
         self._next_due: float | None = None
         self._info: dict[str, object] = {}
         self._blocked_until: float | None = None  # monotonic; in memory only (reboots reset it)
+        self.passes = 0  # sender-loop decisions taken (send or stay silent): progress seen from outside
 
     # -- called from other threads -------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class StatusService:
                         client.close()
                     client, client_cfg = HeartbeatClient(cfg.status, cfg.unit.id, self._session), cfg
                 reason = self._due(cfg)
+                self.passes += 1
                 if reason is None:
                     self._wake.wait(self._tick_s)
                     self._wake.clear()

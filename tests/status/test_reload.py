@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import time
 from pathlib import Path
 
 import pytest
 
 from agent.config import Config, load_config
 from agent.status.reload import ConfigWatcher, changed_sections
+from tests.waiting import wait_until
 
 BASE = """
 [unit]
@@ -62,16 +62,14 @@ def test_invalid_change_is_refused_and_the_running_config_kept(watched, caplog) 
     before = watcher.current
     with caplog.at_level(logging.ERROR):
         write(path, 7)  # out of range
-        deadline = time.monotonic() + 10
-        while watcher.refused == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: watcher.refused == 1, timeout=10, what="the change refused")
     assert watcher.refused == 1 and got.empty() and watcher.current is before
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1 and "motion.sensitivity" in refusals[0].getMessage()
     assert len(refusals[0].getMessage().splitlines()) == 1
 
     write(path, 0.9, extra="[camera]\nfsp = 3\n")  # a typo: unknown key
-    time.sleep(0.5)
+    wait_until(lambda: watcher.refused == 2, timeout=10, what="the typo refused")
     assert got.empty() and watcher.current is before
 
     write(path, 0.6)  # fixed by the next push
@@ -82,7 +80,7 @@ def test_other_files_and_identical_rewrites_are_ignored(watched) -> None:
     path, watcher, got = watched
     (path.parent / "notes.txt").write_text("hello")
     write(path, 0.5)  # same content as running
-    time.sleep(0.6)
+    wait_until(lambda: watcher.checks >= 1, timeout=10, what="the rewrite looked at")
     assert got.empty() and watcher.published == 0
 
 

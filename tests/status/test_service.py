@@ -21,6 +21,7 @@ from agent.status.probes import Probes
 from agent.status.service import StatusService
 from tests.status.conftest import FIXTURES, TOKEN, ControlRoom, RecordedRunner, make_config
 from tests.status.schema import schema_problems
+from tests.waiting import wait_until
 
 
 class Unit:
@@ -234,27 +235,36 @@ def test_revoked_unit_stops_until_its_token_changes(
     assert control_room.wait_for(lambda: status_field(unit, "revoked") is False)
 
 
+def passes_done(service: StatusService) -> None:
+    """Wait until the sender has decided twice more (send or stay silent) after this call: a send the
+    clock (just advanced) made due would have reached the control room by then."""
+    n = service.passes
+    service.trigger("change")
+    wait_until(lambda: service.passes >= n + 2, timeout=20, what="two more sender decisions")
+
+
 def test_revocation_survives_a_restart(tmp_path: Path, clock: ManualClock, control_room, run_service) -> None:
     control_room.mode = "revoked"
     cfg = make_config(tmp_path, control_room.url)
     first, _ = run_service(cfg)
     assert control_room.wait_for(lambda: control_room.requests >= 1)
-    time.sleep(0.1)
+    passes_done(first)  # the refusal handled and stored
     first.stop()
     assert first.join(5)
-    run_service(cfg)  # same token, same URL: still silent
+    second, _ = run_service(cfg)  # same token, same URL: still silent
     clock.advance(cfg.status.interval_s * 3)
-    time.sleep(0.3)
+    passes_done(second)
     assert control_room.requests == 1
 
 
 def test_disabled_or_unconfigured_status_sends_nothing(
     tmp_path: Path, clock: ManualClock, control_room: ControlRoom, run_service
 ) -> None:
-    run_service(make_config(tmp_path / "a", control_room.url, status={"enabled": False}))
-    run_service(make_config(tmp_path / "b", ""))
+    a, _ = run_service(make_config(tmp_path / "a", control_room.url, status={"enabled": False}))
+    b, _ = run_service(make_config(tmp_path / "b", ""))
     clock.advance(600)
-    time.sleep(0.3)
+    passes_done(a)
+    passes_done(b)
     assert control_room.requests == 0
 
 
