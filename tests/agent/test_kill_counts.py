@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from agent.events.outbox import read_event
 from agent.fsutil import sha256_file
 from agent.state import StateStore
 from tests.agent.footage import VTEST, footage
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,15 +47,6 @@ def query(data: Path, sql: str, args: tuple = ()) -> list[tuple]:
             conn.close()
     except sqlite3.Error:
         return []
-
-
-def wait_until(cond: Callable[[], object], child: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    """Poll observable state of the real child process (real time: it records in real time)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert child.poll() is None, f"the agent exited while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def journal(data: Path, closed: int) -> set[str]:
@@ -87,7 +78,7 @@ def test_kill_9_detected_equals_published_plus_lost(tmp_path) -> None:
         child = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_until(lambda p=point, o=old, b=base: KILL_AT[p](data, o, b), child, point)
+            wait_until(lambda p=point, o=old, b=base: KILL_AT[p](data, o, b), 90, point, proc=child)
             seen |= journal(data, 0) | journal(data, 1)
         finally:
             child.send_signal(signal.SIGKILL)
@@ -99,7 +90,7 @@ def test_kill_9_detected_equals_published_plus_lost(tmp_path) -> None:
     child = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: not (old & (journal(data, 0) | journal(data, 1))), child, "recovery")
+        wait_until(lambda: not (old & (journal(data, 0) | journal(data, 1))), 90, "recovery", proc=child)
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from agent.runner import run
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, footage
 from tests.smalldisk import small_disk as mounted
+from tests.waiting import holds_within
 
 
 def test_ledger_counts_each_event_once_and_a_published_one_may_become_lost(tmp_path) -> None:
@@ -92,14 +92,15 @@ def test_full_disk_link_down_every_event_published_or_counted_lost(small_disk, s
     stop = threading.Event()
     seen: dict[str, int] = {}
 
+    def squeezed() -> bool:  # the agent's database, polled from outside
+        seen.update(counters(small_disk))
+        return shown(seen) and seen.get("events_detected", 0) >= 8
+
     def stop_when_events_were_deleted() -> None:
-        deadline = time.monotonic() + 600  # flat out on a quiet machine: under a minute
-        while not stop.is_set() and time.monotonic() < deadline:
-            seen.update(counters(small_disk))
-            if shown(seen) and seen.get("events_detected", 0) >= 8:
-                break
-            time.sleep(0.2)  # polling the agent's database from outside, not waiting on time
-        stop.set()
+        try:  # flat out on a quiet machine: under a minute; a timeout fails on `shown` below
+            holds_within(squeezed, 600, interval=0.2)
+        finally:
+            stop.set()
 
     watcher = threading.Thread(target=stop_when_events_were_deleted, daemon=True)
     watcher.start()

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from agent.runner import run
 from agent.state import StateStore
 from tests.agent.footage import T0, VTEST, footage, sample_start
 from tests.once import once
+from tests.waiting import wait_until
 
 MASK = [[0.0, 0.0], [0.1, 0.0], [0.1, 1.0], [0.0, 1.0]]
 
@@ -125,10 +125,9 @@ def test_sigterm_mid_event_finishes_segment_and_event(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(data_dir.glob("recordings/*/*.mp4"))) < 3:  # 6 s in: the event is open
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr and proc.stderr.read()
-            time.sleep(0.1)
+        wait_until(lambda: len(list(data_dir.glob("recordings/*/*.mp4"))) >= 3, 60,  # 6 s in: event open
+                   "three segments", interval=0.1, proc=proc,
+                   detail=lambda: proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -180,10 +179,11 @@ def test_run_on_the_picamera2_hardware_path_until_stopped(tmp_path, fake_picamer
     stop = threading.Event()
 
     def stop_after_segments() -> None:
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("recordings/*/*.mp4"))) < 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        stop.set()
+        try:
+            wait_until(lambda: len(list(tmp_path.glob("recordings/*/*.mp4"))) >= 4, 60, "four segments",
+                       interval=0.1)
+        finally:  # (a timeout still stops the run; the assertions below then fail)
+            stop.set()
 
     threading.Thread(target=stop_after_segments, daemon=True).start()
     result = run(cfg, clock, stop=stop)
@@ -251,10 +251,8 @@ def test_kill_9_mid_event_the_next_start_publishes_it(tmp_path, short_clip) -> N
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg_path)],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(data_dir.glob("recordings/*/*.mp4"))) < 4:  # 8 s in: the event is open
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(lambda: len(list(data_dir.glob("recordings/*/*.mp4"))) >= 4, 60,  # 8 s in: event open
+                   "four segments", interval=0.1, proc=proc)
     finally:
         proc.kill()
         proc.wait(30)

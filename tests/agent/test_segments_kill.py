@@ -16,6 +16,7 @@ from agent.db import connect, db_path
 from agent.fsutil import sha256_file
 from agent.recording.segments import SegmentIndex
 from tests.agent.recording_support import VTEST, decode_all, need
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,11 +53,9 @@ def record_then_kill(cfg: Path, data: Path, after_segments: int) -> float:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         start = segment_count(data)
-        deadline = time.monotonic() + 120
-        while not (segment_count(data) >= start + after_segments and open_segment_has_bytes(data)):
-            assert child.poll() is None, child.stderr.read().decode()
-            assert time.monotonic() < deadline, "the recorder made no progress"
-            time.sleep(0.05)  # polling a real child process's files, not waiting on time
+        wait_until(lambda: segment_count(data) >= start + after_segments and open_segment_has_bytes(data),
+                   120, "the recorder's progress", proc=child,
+                   detail=lambda: child.stderr.read().decode() if child.poll() is not None else "")
     finally:
         killed_at = time.time()
         os.kill(child.pid, signal.SIGKILL)

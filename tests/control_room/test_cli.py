@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from control_room.models import Council, Event, Unit, User
 from control_room.provision import hash_token
 from tests.control_room import bodies
 from tests.control_room.pg import free_port
+from tests.waiting import wait_until
 
 HB = "/api/v1/units/herts-mcu-001/heartbeat"
 CODE = "from control_room.cli import main; raise SystemExit(main())"
@@ -59,16 +59,21 @@ def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen([sys.executable, "-c", CODE, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a timeout on observable state: start-up is slow on a loaded host
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
-            if requests.get(url + "/api/v1/health", timeout=5).status_code == 200:
-                return proc, url
+            return requests.get(url + "/api/v1/health", timeout=5).status_code == 200
         except requests.RequestException:  # refused while starting, or a read timeout under load
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("serve did not answer within 120 s")
+            return False
+
+    try:  # a timeout on observable state: start-up is slow on a loaded host
+        wait_until(answers, 120, "serve to answer /api/v1/health", interval=0.1, proc=proc,
+                   detail=lambda: proc.stderr.read().decode()
+                   if proc.stderr and proc.poll() is not None else "")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def test_provision_serve_and_revoke(run, env, database_url):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from control_room.models import InstructionType
 from control_room.provision import get_unit
 from tests.control_room import bodies
 from tests.control_room.conftest import SECRET, Factory
+from tests.waiting import wait_until
 
 UNIT_COLUMNS = ("unit_id", "last_seen_at", "last_seq", "last_state", "last_sample_at", "software_version",
                 "lat", "lon", "position_at", "gps_flag")
@@ -141,10 +141,9 @@ def test_a_heartbeat_waits_for_another_writer_then_stores(apps: tuple[Flask, Fla
     other.execute("BEGIN IMMEDIATE")
     sender = threading.Thread(target=send, args=(1235,))
     sender.start()
-    deadline = time.monotonic() + 30
-    while not writer_turn_taken(get_engine(fast)):  # the sender waits for the lock, holding the turn
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # the sender waits for the lock, holding the turn
+    wait_until(lambda: writer_turn_taken(get_engine(fast)), 30, "the sender holding the writer's turn",
+               interval=0.01)
     assert answers == []
     other.execute("COMMIT")
     sender.join(timeout=30)
