@@ -12,9 +12,6 @@ import hashlib
 import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 MANIFEST_NAME = "manifest.json"
 
 
@@ -39,6 +36,10 @@ def verify_manifest(raw: bytes, public_key: bytes | None = None) -> dict[str, An
         raise ManifestError(f"malformed manifest: {err}") from None
     if public_key is not None and embedded != public_key:
         raise ManifestError(f"manifest {doc.get('event_id')}: signed by another key")
+    # imported here: a unit signs but never verifies in `cctv-agent run` (agent/upload/signing.py)
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(embedded).verify(signature, canonical(doc))
     except (InvalidSignature, ValueError):

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import requests
-
 from agent import __version__
 from agent.clock import Clock
 from agent.config import Config, StatusConfig
 from agent.errors import PermanentError, TransientError
 from agent.events.ledger import LOST_PREFIX, LossReason
+from agent.http import HttpClient, RequestError, Response
 from agent.state import ComponentState
 from agent.status.instructions import ConfigVersion, Ping, UploadRange, parse_instructions
 from agent.status.probes import Probes
@@ -234,11 +233,10 @@ class Reply:
 class HeartbeatClient:
     """POSTs heartbeats over HTTPS with the unit's bearer token; TLS verification always on."""
 
-    def __init__(self, cfg: StatusConfig, unit_id: str, session: requests.Session | None = None) -> None:
+    def __init__(self, cfg: StatusConfig, unit_id: str, session: HttpClient | None = None) -> None:
         self._cfg = cfg
         self.url = f"{cfg.url.rstrip('/')}/api/v1/units/{unit_id}/heartbeat"
-        self._session = session or requests.Session()
-        self._session.trust_env = False  # no proxies or netrc from the environment
+        self._session = session or HttpClient()  # no proxies or netrc from the environment
 
     def close(self) -> None:
         self._session.close()
@@ -248,21 +246,19 @@ class HeartbeatClient:
         try:
             resp = self._session.post(
                 self.url,
-                data=body,
+                body=body,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                          "Accept": "application/json", "User-Agent": f"cctv-agent/{__version__}"},
                 timeout=self._cfg.timeout_s,
-                verify=str(self._cfg.ca_bundle) if self._cfg.ca_bundle else True,
-                allow_redirects=False,
+                ca_bundle=self._cfg.ca_bundle,
             )
-        except requests.exceptions.SSLError as err:
-            raise TransientError(f"TLS verification failed: {type(err).__name__}") from None
-        except requests.RequestException as err:
-            raise TransientError(f"control room unreachable: {type(err).__name__}") from None
-        with resp:
-            return self._answer(resp)
+        except RequestError as err:
+            if err.tls:
+                raise TransientError(f"TLS verification failed: {err.cause}") from None
+            raise TransientError(f"control room unreachable: {err.cause}") from None
+        return self._answer(resp)
 
-    def _answer(self, resp: requests.Response) -> Reply:
+    def _answer(self, resp: Response) -> Reply:
         code = resp.status_code
         if code in (401, 403):
             revoked = code == 401 and _error_of(resp) == "revoked"
@@ -281,7 +277,7 @@ class HeartbeatClient:
         return Reply(payload_time(server_time), parse_instructions(body))
 
 
-def _error_of(resp: requests.Response) -> str | None:
+def _error_of(resp: Response) -> str | None:
     try:
         body = resp.json()
     except ValueError:

@@ -15,13 +15,13 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import TransientError
+from agent.http import HttpClient
 from agent.state import StateStore
 from agent.status.heartbeat import MAX_ACKS, HeartbeatClient, Rejected, Unauthorized, build_payload, encode
 from agent.status.instructions import ConfigVersion, HoldRange, Ping, ReleaseHold, UploadRange
@@ -60,7 +60,7 @@ class StatusService:
         probes: Probes | None = None,
         notifier: Notifier | None = None,
         on_instruction: Callable[[Instruction], bool] | None = None,
-        session: requests.Session | None = None,
+        session: HttpClient | None = None,
         tick_s: float = 1.0,
         min_gap_s: float = 5.0,
     ) -> None:

@@ -11,7 +11,6 @@ import logging
 import queue as pyqueue
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -21,6 +20,7 @@ from agent.errors import InputError
 from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.upload.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from agent.upload.queue import EventState, JobKind, Lane, NewJob, Priority, UploadQueue
+from agent.upload.signing import Signer
 from protocol.times import parse_aware
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def object_prefix(cfg: Config, record: EventRecord) -> str:
 class Intake:
     """Turns one outbox record into manifest + jobs. Used by the intake thread only."""
 
-    def __init__(self, cfg: Config, clock: Clock, queue: UploadQueue, key: Ed25519PrivateKey) -> None:
+    def __init__(self, cfg: Config, clock: Clock, queue: UploadQueue, key: Signer) -> None:
         self._cfg = cfg
         self._clock = clock
         self._queue = queue

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import requests
 import tenacity
 
 from agent.backoff import waits
@@ -21,6 +20,7 @@ from agent.config import Config
 from agent.errors import AgentError, InputError, PermanentError, TransientError
 from agent.events.outbox import read_event
 from agent.fsutil import atomic_write_bytes, sha256_file
+from agent.http import HttpClient
 from agent.recording.retention import uploaded_marker
 from agent.upload import multipart, s3
 from agent.upload.budget import DataBudget, Stopped
@@ -58,7 +58,7 @@ class LaneCtx:
 
     queue: UploadQueue
     target: s3.S3Target
-    http: requests.Session
+    http: HttpClient
     can_head: list[bool]
     saved_rate: float | None = None
     prepared: Prepared | None = None  # the clip readied while its snapshot went (one at a time)

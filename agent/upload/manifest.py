@@ -12,13 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from agent import __version__
 from agent.errors import ConfigError, InputError
 from agent.events.outbox import EventRecord
 from agent.fsutil import atomic_write_bytes, sha256_file
+from agent.upload.signing import Signer, load_pem, new_pem
 from protocol import VERSION
 from protocol import manifest as rules
 from protocol.manifest import MANIFEST_NAME
@@ -31,34 +29,28 @@ class ManifestError(InputError):
     """A manifest is malformed, its signature is wrong, a file differs from it or the chain is broken."""
 
 
-def load_signing_key(path: Path | None, data_dir: Path) -> Ed25519PrivateKey:
-    """The unit's key: the configured PEM file, or one created (0600) under data_dir on first use."""
+def load_signing_key(path: Path | None, data_dir: Path) -> Signer:
+    """The unit's key: the configured PEM file, or one created (0600) under data_dir on first use
+    (agent/upload/signing.py; cryptography's Ed25519PrivateKey is accepted wherever a key is)."""
     if path is not None:
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            return load_pem(path.read_bytes())
         except (OSError, ValueError) as err:
             raise ConfigError(f"upload.signing_key: cannot load {path}: {err}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError(f"upload.signing_key: {path} is not an Ed25519 private key")
-        return key
+        except TypeError:
+            raise ConfigError(f"upload.signing_key: {path} is not an Ed25519 private key") from None
     default = data_dir / DEFAULT_KEY
     if not default.exists():
         default.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        atomic_write_bytes(default, pem, mode=0o600)
+        atomic_write_bytes(default, new_pem(), mode=0o600)
     return load_signing_key(default, data_dir)
 
 
-def public_key_b64(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+def public_key_b64(key: Signer) -> str:
+    return base64.b64encode(key.public_key().public_bytes_raw()).decode()
 
 
-def build_manifest(
-    record: EventRecord, unit_id: str, previous_sha256: str | None, key: Ed25519PrivateKey
-) -> bytes:
+def build_manifest(record: EventRecord, unit_id: str, previous_sha256: str | None, key: Signer) -> bytes:
     """The signed manifest bytes for an event; deterministic for the same inputs."""
     doc: dict[str, Any] = {
         "schema": SCHEMA,

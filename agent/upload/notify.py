@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import requests
-
 from agent.config import Config
 from agent.errors import PermanentError, TransientError
 from agent.events.outbox import EventRecord
+from agent.http import HttpClient, RequestError
 from agent.upload.queue import Job
 from protocol import VERSION
 from protocol.events import EventNote
@@ -47,7 +46,7 @@ def event_body(cfg: Config, record: EventRecord, role: str, done: list[Job]) -> 
     }).wire()
 
 
-def send_event(session: requests.Session, cfg: Config, body: dict[str, Any]) -> None:
+def send_event(session: HttpClient, cfg: Config, body: dict[str, Any]) -> None:
     """POST one notification; TransientError to wait and retry, PermanentError for a refusal."""
     st = cfg.status
     if st.token is None:
@@ -56,14 +55,13 @@ def send_event(session: requests.Session, cfg: Config, body: dict[str, Any]) -> 
     try:
         resp = session.post(
             url,
-            json=body,
+            json_body=body,
             timeout=st.timeout_s,
-            verify=str(st.ca_bundle) if st.ca_bundle else True,
+            ca_bundle=st.ca_bundle,
             headers={"Authorization": f"Bearer {st.token.get_secret_value()}"},
-            allow_redirects=False,  # a redirect (login page, plain http) is not a delivery
-        )
-    except requests.RequestException as err:
-        raise TransientError(f"control room unreachable: {type(err).__name__}") from None
+        )  # redirects are not followed: a login page or plain http is not a delivery
+    except RequestError as err:
+        raise TransientError(f"control room unreachable: {err.cause}") from None
     if resp.status_code == 200:
         return
     detail = resp.text[:200].replace("\n", " ")

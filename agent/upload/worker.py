@@ -17,13 +17,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from agent.clock import Clock, iso_utc
 from agent.config import Config
 from agent.db import connect, db_path
 from agent.errors import ConfigError
 from agent.events.outbox import OUTBOX_DIR
+from agent.http import HttpClient
 from agent.recording.retention import add_evidential_hold, release_evidential_hold
 from agent.state import StateStore
 from agent.threads import Health, supervised
@@ -220,7 +219,7 @@ class UploadService:
             self._link,
             self.cfg.upload.timeout_s,
         )
-        ctx = LaneCtx(queue, target, requests.Session(), [True])
+        ctx = LaneCtx(queue, target, HttpClient(), [True])
         while not self._stop.is_set():
             self._wake[lane].clear()  # cleared before looking, so a wake-up during the look is kept
             job = queue.next_job(lane, self.clock.time(), self.policy.refused_max_s * 2)

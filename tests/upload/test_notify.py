@@ -114,9 +114,8 @@ class Redirecting(BaseHTTPRequestHandler):
 
 
 def test_a_redirected_notification_is_not_taken_for_delivered(tmp_path: Path) -> None:
-    import requests
-
     from agent.errors import PermanentError
+    from agent.http import HttpClient
     from agent.upload.notify import send_event
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
@@ -125,6 +124,6 @@ def test_a_redirected_notification_is_not_taken_for_delivered(tmp_path: Path) ->
         url = f"http://127.0.0.1:{server.server_address[1]}"
         cfg = make_config(tmp_path, "http://127.0.0.1:1", "b", status={"url": url, "token": "t0ken"})
         with pytest.raises(PermanentError, match="302"):
-            send_event(requests.Session(), cfg, {"event_id": "herts-mcu-001-20260101T000000.000Z"})
+            send_event(HttpClient(), cfg, {"event_id": "herts-mcu-001-20260101T000000.000Z"})
     finally:
         server.shutdown()
