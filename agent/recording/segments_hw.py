@@ -8,6 +8,7 @@ calls Picamera2Recorder.write/close, which index finished segments handed over t
 
 from __future__ import annotations
 
+import io
 import logging
 import queue
 import threading
@@ -52,11 +53,31 @@ class _SegmentFile:
         self.final, self.tmp, self.t0, self.synced = final, tmp_path_for(final), t0, synced
         final.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(self.tmp), "w", format="mp4")
-        self.stream = self.container.add_stream("h264", rate=max(1, round(fps)))
-        self.stream.width, self.stream.height = size
+        self.size, self.rate = size, max(1, round(fps))
+        self.stream: av.VideoStream | None = None  # made from the first packet (a keyframe)
         self.frames, self.last_t, self.last_pts = 0, t0, -1
 
+    def _add_stream(self, first: bytes) -> av.VideoStream:
+        """The segment's H.264 stream, described by the SPS and PPS of its first keyframe (headers
+        repeated on every keyframe, repeat=True): stream copy, no encoder. PyAV's add_stream("h264")
+        would open libx264 at 720p for every segment (about 5 MB and 4 threads) just to write the file
+        header; only where the first packet cannot be parsed is that done, as before."""
+        tb = Fraction(1, self.rate)  # the MP4 timescale follows it (10 fps: 10240), as add_stream's did
+        try:
+            with av.open(io.BytesIO(first), format="h264") as raw:
+                template = raw.streams.video[0]
+                if template.codec_context.width and template.codec_context.height:  # the SPS was read
+                    return self.container.add_stream_from_template(template, time_base=tb)
+        except (av.error.FFmpegError, IndexError):
+            pass
+        log.debug("first packet of %s not parsed: describing its stream with an encoder", self.final.name)
+        stream = self.container.add_stream("h264", rate=self.rate)
+        stream.width, stream.height = self.size
+        return stream
+
     def mux(self, data: bytes, t: float) -> None:
+        if self.stream is None:
+            self.stream = self._add_stream(data)
         packet = av.Packet(data)
         pts = max(round((t - self.t0) * 1e6), self.last_pts + 1)
         packet.pts = packet.dts = pts
