@@ -5,6 +5,7 @@ Wraps Alembic's command API so the CLI, the app and the tests share one code pat
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -25,10 +26,14 @@ def alembic_config(url: str = "") -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade to `revision`. A database already at the newest one (every start of serve but the
+    first) is left as it is without running Alembic, which loads every migration file to find that out."""
     cfg = alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # several app processes may start at once
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        if revision == "head" and MigrationContext.configure(conn).get_current_revision() == head_revision():
+            return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -39,4 +44,10 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts().get_current_head()
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    """The migration files, read once per process (they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config())
