@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from control_room import hashing
-from tests import routing_cache
+from tests import jinja_cache, routing_cache
 
 # Password hashes in this process: scrypt at N=2**10 instead of 2**15 (~5 ms instead of ~170 ms; a few
 # hundred are made and checked). The shipped cost is checked by test_models in a fresh interpreter,
@@ -23,6 +23,8 @@ hashing.METHOD = "scrypt:1024:8:1"
 
 # Each test's create_app compiled the same URL builders again (46 of its 75 ms): compiled once instead.
 routing_cache.install()
+# ... and its Jinja environment compiled the same page templates again: compiled once, checked by checksum.
+jinja_cache.install()
 
 # Longest first (minutes each on 2 cores): booted systems, the whole demo, then every other slow test.
 _FIRST = ("tests/system/test_provisioning_e2e.py", "tests/demo/test_demo_check.py",
