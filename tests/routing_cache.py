@@ -17,7 +17,7 @@ from typing import Any
 from werkzeug.routing.rules import Rule
 
 _compiled: dict[tuple[Any, ...], Callable[..., tuple[str, str]]] = {}
-_original = Rule._compile_builder
+_original = getattr(Rule, "_compile_builder", None)  # Werkzeug's private method (3.x): none, no cache
 
 
 def _compile_builder_once(self: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
@@ -31,5 +31,7 @@ def _compile_builder_once(self: Rule, append_unknown: bool = True) -> Callable[.
 
 
 def install() -> None:
-    """Share the builders in this process (idempotent)."""
-    Rule._compile_builder = _compile_builder_once  # type: ignore[method-assign]
+    """Share the builders in this process (idempotent); a Werkzeug without that method is left alone,
+    so an upgrade costs only the saving, never the suite."""
+    if _original is not None:
+        Rule._compile_builder = _compile_builder_once  # type: ignore[method-assign]
