@@ -163,10 +163,23 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
 
 def frame_at(path: Path, offset_s: float) -> np.ndarray | None:
     """The BGR frame of a clip or segment at `offset_s` seconds from its start (the last one if
-    shorter). Seeks to the keyframe before it, so only one keyframe interval is decoded."""
+    shorter). Seeks to the keyframe before it, so only one keyframe interval is decoded.
+
+    Memory (issue 8): the decoder is closed and gone before the chosen frame is converted to BGR,
+    so its picture pool (several 720p pictures) and the 2.6 MB BGR array are never held at once."""
+    best = _decoded_frame(path, offset_s)
+    return best.to_ndarray(format="bgr24") if best is not None else None
+
+
+def _decoded_frame(path: Path, offset_s: float) -> av.VideoFrame | None:
+    """The decoded picture at `offset_s`; the container and its decoder are released on return.
+    One decoding thread: the default slice threads each keep their own context and pictures, for
+    the 20-odd frames of one keyframe interval."""
     best = None
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
+        stream.thread_type = "NONE"
+        stream.thread_count = 1
         if offset_s > 0 and stream.time_base:
             try:
                 c.seek(int(offset_s / stream.time_base), stream=stream, backward=True)
@@ -176,7 +189,7 @@ def frame_at(path: Path, offset_s: float) -> np.ndarray | None:
             best = vf
             if vf.time is not None and vf.time >= offset_s - 1e-3:
                 break
-        return best.to_ndarray(format="bgr24") if best is not None else None
+    return best
 
 
 def encode_jpeg(image: np.ndarray) -> bytes:

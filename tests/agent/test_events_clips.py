@@ -18,7 +18,7 @@ from agent.config import parse_config
 from agent.db import connect, db_path
 from agent.detection.masks import PrivacyMasker
 from agent.errors import InputError
-from agent.events.clips import cut_clip, write_snapshots
+from agent.events.clips import cut_clip, frame_at, write_snapshots
 from agent.events.journal import note, open_journal
 from agent.events.outbox import read_event
 from agent.events.tracker import EventTracker
@@ -60,6 +60,18 @@ def test_clip_is_a_stream_copy_of_the_range(segments, tmp_path, start, end) -> N
     first = round((info.start - T0) * 10)
     assert _packets(clip) == source[first:first + info.packets]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.1, 3.05, 4.0, 9.95, 12.0])
+def test_frame_at_is_the_frame_a_full_decode_gives(segments, offset) -> None:
+    """The snapshot frame (one decoding thread, decoder closed before the BGR conversion) is,
+    pixel for pixel, the frame at that time in a plain decode of the whole segment."""
+    with av.open(str(segments[0].path)) as c:
+        frames = [f for f in c.decode(video=0)]
+    want = next((f for f in frames if f.time >= offset - 1e-3), frames[-1])
+    got = frame_at(segments[0].path, offset)
+    assert got is not None and got.shape == (want.height, want.width, 3)
+    assert np.array_equal(got, want.to_ndarray(format="bgr24"))
 
 
 def test_clip_without_footage_is_an_input_error(segments, tmp_path) -> None:
