@@ -25,7 +25,7 @@ from agent.errors import AgentError, InputError
 from agent.events.outbox import EVENTS_DIR, OUTBOX_DIR, EventRecord, read_event
 from agent.events.writer import EventWriter
 from agent.fsutil import remove_stale_tmp
-from agent.memory import tune_process
+from agent.memory import release_free_heap, tune_process
 from agent.pipeline import Pipeline, Recorder
 from agent.recording.gaps import record_lost_segments
 from agent.recording.housekeeping import RetentionService, room_maker
@@ -118,6 +118,7 @@ def run(cfg: Config, clock: Clock, install_signals: bool = False, stop: threadin
             on_pipeline(pipeline)
         retention.start()
         services = [retention, *start_services(cfg, clock, writer, on_service)]  # status last: READY=1
+        release_free_heap()  # what start-up (imports, config, clients) freed goes back (agent/memory.py)
         while pipeline.is_alive():
             if stop is not None and stop.is_set():
                 pipeline.stop()

@@ -24,6 +24,7 @@ from agent.events.clips import ClipInfo, SegmentLike, cut_clip, frame_at, write_
 from agent.events.outbox import EVENTS_DIR, EventRecord, publish_event
 from agent.events.record import build_record
 from agent.events.tracker import Event
+from agent.memory import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class EventFiles:
         partial = "clip_missing" in extra or "snapshot_missing" in extra
         record = build_record(self._cfg, self._data_dir, self._clock, ev, clip, files, segs, extra, partial)
         path = publish_event(self._data_dir, record)
+        image = None
+        release_free_heap()  # the clip cut and snapshot decode are over (issue 8 memory)
         for listener in self.listeners:
             listener(record)
         return path, record

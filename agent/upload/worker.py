@@ -23,6 +23,7 @@ from agent.db import connect, db_path
 from agent.errors import ConfigError
 from agent.events.outbox import OUTBOX_DIR
 from agent.http import HttpClient
+from agent.memory import release_free_heap
 from agent.recording.retention import add_evidential_hold, release_evidential_hold
 from agent.state import StateStore
 from agent.threads import Health, supervised
@@ -220,6 +221,7 @@ class UploadService:
             self.cfg.upload.timeout_s,
         )
         ctx = LaneCtx(queue, target, HttpClient(), [True])
+        busy = True  # the client was just built: its start-up garbage goes at the first idle moment
         while not self._stop.is_set():
             self._wake[lane].clear()  # cleared before looking, so a wake-up during the look is kept
             job = queue.next_job(lane, self.clock.time(), self.policy.refused_max_s * 2)
@@ -230,9 +232,13 @@ class UploadService:
                         if self._wake[lane].is_set():  # its snapshot went while it was readied
                             continue
                     self._abort_stale(ctx)
+                if busy:  # the queue has drained: the requests' buffers are free (issue 8 memory)
+                    busy = False
+                    release_free_heap()
                 self._wake[lane].wait(self.policy.poll_s)
                 continue
             self._runner.run(ctx, job)
+            busy = True
         conn.close()
 
     def _abort_stale(self, ctx: LaneCtx) -> None:
