@@ -16,7 +16,7 @@ import pytest
 
 from agent.config import parse_config
 from agent.detection.analyser import Analyser
-from agent.memory import tune_malloc
+from agent.memory import optimized_argv, tune_malloc
 from agent.sources.base import Frame
 
 
@@ -31,6 +31,26 @@ def test_a_subcommand_imports_only_what_it_uses(command: str, absent: list[str])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_run_reexecutes_itself_without_docstrings() -> None:
+    """`cctv-agent run` from the command line runs under python -OO (agent.cli): once, and never
+    where the operator set PYTHONOPTIMIZE; the re-executed agent starts and answers as before."""
+    again = optimized_argv(["run", "--config", "x.toml"], env={})
+    if sys.flags.optimize >= 2:
+        assert again is None
+    else:
+        assert again == [sys.executable, "-OO", "-m", "agent.cli", "run", "--config", "x.toml"]
+    assert optimized_argv(["run"], env={"PYTHONOPTIMIZE": "0"}) is None
+    probe = ("import sys, agent.memory as m; print(sys.flags.optimize, m.optimized_argv(['run'], env={}))")
+    out = subprocess.run([sys.executable, "-OO", "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    assert out.stdout.split() == ["2", "None"]  # -OO already: no second exec
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", "/nonexistent/agent.toml"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**{k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"},
+                              "PYTHONPATH": os.getcwd()})
+    assert out.returncode == 2 and out.stderr.startswith("cctv-agent run: error: /nonexistent/agent.toml")
 
 
 def test_malloc_tuning_applies_on_glibc_only() -> None:
