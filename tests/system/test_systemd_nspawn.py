@@ -148,6 +148,10 @@ def check_start(box: rootfs.Container) -> None:
 
     found = wait_for(lambda: len(segments(box)) >= 2 and segments(box), 40, "two finished segments")
     assert all(line.startswith("cctv /var/lib/cctv-agent/") for line in found), found
+    # under python -OO, its bytecode cached where the unit lets it write (the venv is read-only)
+    cached = box.run(["find", "/var/cache/cctv-agent/pycache", "-name", "*.opt-2.pyc", "-user", "cctv"],
+                     check=False).stdout.split()
+    assert any(p.endswith("agent/runner.cpython-311.opt-2.pyc") for p in cached), cached[:5]
     # the watchdog is being fed: still active well past WatchdogSec
     time.sleep(WATCHDOG_S + 2)
     props = box.show(SERVICE, "ActiveState", "MainPID", "NRestarts", "StatusText")
