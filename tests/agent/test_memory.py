@@ -5,9 +5,7 @@ The figures over an hour are in benchmarks/agent_resources.py; these are the rul
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from agent.config import parse_config
 from agent.detection.analyser import Analyser
 from agent.memory import optimized_argv, tune_malloc
 from agent.sources.base import Frame
+from tests.fresh import fresh_python
 
 
 @pytest.mark.parametrize("command,absent", [
@@ -28,9 +27,7 @@ from agent.sources.base import Frame
 def test_a_subcommand_imports_only_what_it_uses(command: str, absent: list[str]) -> None:
     code = (f"import sys; from agent.cli import build_parser; build_parser([{command!r}, '--help'][:1]); "
             f"print(' '.join(m for m in {absent!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
-    assert out.stdout.strip() == ""
+    assert fresh_python("-c", code).stdout.strip() == ""
 
 
 def test_run_reexecutes_itself_without_docstrings() -> None:
@@ -43,13 +40,9 @@ def test_run_reexecutes_itself_without_docstrings() -> None:
         assert again == [sys.executable, "-OO", "-m", "agent.cli", "run", "--config", "x.toml"]
     assert optimized_argv(["run"], env={"PYTHONOPTIMIZE": "0"}) is None
     probe = ("import sys, agent.memory as m; print(sys.flags.optimize, m.optimized_argv(['run'], env={}))")
-    out = subprocess.run([sys.executable, "-OO", "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
-    assert out.stdout.split() == ["2", "None"]  # -OO already: no second exec
-    out = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", "/nonexistent/agent.toml"],
-                         capture_output=True, text=True, timeout=120,
-                         env={**{k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"},
-                              "PYTHONPATH": os.getcwd()})
+    assert fresh_python("-OO", "-c", probe).stdout.split() == ["2", "None"]  # -OO already: no second exec
+    out = fresh_python("-m", "agent.cli", "run", "--config", "/nonexistent/agent.toml", check=False,
+                       drop_env=("PYTHONOPTIMIZE",))
     assert out.returncode == 2 and out.stderr.startswith("cctv-agent run: error: /nonexistent/agent.toml")
 
 
@@ -68,8 +61,7 @@ def test_the_run_process_opts_out_of_huge_pages() -> None:
     code = ("from agent.memory import tune_process; tune_process(); "
             "print(next((l.split()[1] for l in open('/proc/self/status') if l.startswith('THP_enabled')), "
             "'unknown'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    out = fresh_python("-c", code)
     if out.stdout.strip() == "unknown":
         pytest.skip("this kernel does not report THP_enabled in /proc/self/status (before 5.0)")
     assert out.stdout.strip() == "0"
@@ -87,8 +79,7 @@ def test_free_heap_pages_go_back_to_the_kernel() -> None:
             "[ctypes.memset(b, 1, 4000) for b in blocks]; "
             "keep = libc.malloc(64); ctypes.memset(keep, 1, 64); [libc.free(b) for b in blocks]; "
             "before = rss(); ok = release_free_heap(); print(ok, before - rss())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    out = fresh_python("-c", code)
     ok, freed_kib = out.stdout.split()
     assert ok == "True" and int(freed_kib) > 40_000  # most of the 80 MB freed below `keep`
 

@@ -4,9 +4,6 @@ botocore, from a fraction of the memory. Real botocore and boto3; nothing is sen
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 import tracemalloc
 from urllib.parse import urlsplit
 
@@ -15,6 +12,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from agent.upload.botodata import lean_session
+from tests.fresh import fresh_python
 
 KEYS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
 
@@ -81,6 +79,5 @@ def test_the_agent_makes_its_client_without_boto3() -> None:
             "'access_key_id': 'a', 'secret_access_key': 's'}}, env={}); "
             "c = s3.make_client(cfg.upload, s3.ClockOffset(SystemClock())); "
             "print(c.meta.region_name, ' '.join(m for m in ('boto3', 's3transfer') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    out = fresh_python("-c", code)
     assert out.stdout.strip() == "eu-west-2"
