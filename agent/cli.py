@@ -47,11 +47,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command line (argv None: sys.argv); `run` from the command line re-executes itself
     under python -OO first (agent/memory.py; a caller passing argv keeps its own interpreter)."""
-    run = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None) == "run"
-    if run and argv is None and (again := optimized_argv(sys.argv[1:])):
+    from_command_line, argv = argv is None, sys.argv[1:] if argv is None else argv
+    run = next((a for a in argv if not a.startswith("-")), None) == "run"
+    if run and from_command_line and (again := optimized_argv(argv)):
         sys.stdout.flush(), sys.stderr.flush()
         os.execv(again[0], again)  # noqa: S606 - same process id: systemd, sdnotify, pid files unaffected
-    argv = sys.argv[1:] if argv is None else argv
     if run:
         limit_math_threads()  # before build_parser imports NumPy (agent/memory.py)
     parser = build_parser(argv)
