@@ -7,10 +7,12 @@ Ctrl-C, then stop everything. check: the same for a fixed time, then drain, veri
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -23,8 +25,21 @@ from demo.system import CHECK, DEMO, DemoSystem, free_port, tool
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Set by Ctrl-C, SIGTERM or SIGHUP. The handler also raises KeyboardInterrupt to cut a wait short, but
+# Python drops an exception raised while a finaliser runs ("Exception ignored in ..."), which the
+# status loop's HTTP and boto3 garbage makes possible: the loops check this flag, so a stop is never lost.
+STOP = threading.Event()
+
+
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    STOP.set()
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _pause(seconds: float) -> None:
+    """Sleep between status redraws; a stop asked for at any time ends the run here at the latest."""
+    if STOP.wait(seconds):
+        raise KeyboardInterrupt("stop requested")
 
 
 def _port(wanted: int) -> int:
@@ -82,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for name, child in system.children().items():
                 if not child.alive():
                     raise RuntimeError(f"{name} exited ({child.proc.returncode}):\n{child.tail()}")
-            time.sleep(args.refresh)
+            _pause(args.refresh)
     except KeyboardInterrupt:
         print("\nstopping: units (each finishes its open event), control room, links, S3 ...", flush=True)
         return _shutdown(system, 0)
@@ -124,7 +139,7 @@ def _check(system: DemoSystem, args: argparse.Namespace) -> int:
     end = time.monotonic() + args.record_s
     while time.monotonic() < end:
         block.show(render(reader.collect(), time.monotonic() - system.started_at))
-        time.sleep(1.0)
+        _pause(1.0)
     print("stopping the units (each finishes its open event), then draining their queues", flush=True)
     exits = system.stop_agents()
     agent = tool("cctv-agent")
@@ -173,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Ctrl-C stops the demo even when started from a shell that ignores SIGINT for background jobs
     # (Python keeps an inherited SIG_IGN, and the demo would then run on until killed).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    # `kill -USR1 <supervisor>` prints where every thread is: what to look at if a stop ever hangs
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return int(args.func(args))
 
 

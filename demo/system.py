@@ -82,6 +82,7 @@ class DemoSystem:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.moto: ThreadedMotoServer | None = None
+        self._s3: Any = None
         self.s3_url = ""
         self.control_room: Child | None = None
         self.links: dict[str, UnitLink] = {}
@@ -111,9 +112,12 @@ class DemoSystem:
         self._write_state()
 
     def s3(self) -> Any:
-        return boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
-                            aws_access_key_id=S3_KEYS["access_key_id"],
-                            aws_secret_access_key=S3_KEYS["secret_access_key"])
+        """One client for the run (boto3 clients are thread-safe): the status loop asks every 2 s."""
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
+                                    aws_access_key_id=S3_KEYS["access_key_id"],
+                                    aws_secret_access_key=S3_KEYS["secret_access_key"])
+        return self._s3
 
     def _start_control_room(self) -> None:
         cli = tool("cctv-control-room")

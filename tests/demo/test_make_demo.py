@@ -45,6 +45,18 @@ class Output:
             self._q.put(raw.decode(errors="replace").rstrip("\n"))
         self._q.put(None)
 
+    def drain(self, quiet_s: float, timeout: float) -> None:
+        """Take in what the demo prints until it has been quiet for `quiet_s` (at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._q.get(timeout=quiet_s)
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            self.lines.append(line)
+
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         for line in self.lines:
@@ -89,6 +101,18 @@ def processes_mentioning(text: str) -> list[int]:
             if text in cmdline and alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
+
+
+def hung(make: subprocess.Popen[bytes], out: Output, run_dir: Path) -> None:
+    """The demo did not stop: ask the supervisor for its threads' stacks, end it, fail with both."""
+    state = run_dir / "demo.json"
+    if state.is_file():
+        os.kill(json.loads(state.read_text())["supervisor_pid"], signal.SIGUSR1)
+    out.drain(quiet_s=3.0, timeout=15.0)
+    os.killpg(make.pid, signal.SIGKILL)
+    make.wait(30)
+    pytest.fail("make demo did not exit within 300 s of Ctrl-C; its output and stacks:\n" +
+                "\n".join(out.lines[-120:]))
 
 
 def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
@@ -139,7 +163,10 @@ def test_make_demo_event_arrives_and_plays_then_ctrl_c_leaves_nothing(tmp_path: 
             os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the whole foreground group
         # Bounded by the supervisor's own limits (agents 30 s + kill, control room 20 s, links, S3),
         # which a loaded CI machine can use up in full: wait for the exit, not for a guess at it.
-        make.wait(300)
+        try:
+            make.wait(300)
+        except subprocess.TimeoutExpired:
+            hung(make, out, run_dir)
     out.wait_for(r"stopped: nothing of the demo is running or listening", 5)
     assert [line for line in out.lines if "warning:" in line] == []  # sites, deployments, clean stop
     pids = [state["supervisor_pid"], *state["pids"].values()]
