@@ -20,6 +20,7 @@ import numpy as np
 from agent.detection.masks import PrivacyMasker
 from agent.errors import InputError
 from agent.fsutil import atomic_write_bytes, publish, tmp_path_for
+from agent.memory import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class _Cut:
 
     def segment(self, seg: SegmentLike) -> None:
         with av.open(str(seg.path)) as inp:
+            release_free_heap()  # the pictures of the open's probe decode (see _decoded_frame)
             vin = next((s for s in inp.streams if s.type == "video"), None)
             if vin is None:
                 raise InputError(f"{seg.path}: segment has no video stream")
@@ -158,6 +160,7 @@ def cut_clip(segments: Sequence[SegmentLike], start: float, end: float, final: P
         raise
     tmp.chmod(0o640)  # footage: not world-readable
     publish(tmp, final)
+    release_free_heap()  # the demuxed packets and the last probe decode, before the snapshot's decode
     return ClipInfo(start=cut.first_wall, end=cut.last_wall, packets=cut.written)
 
 
@@ -166,8 +169,11 @@ def frame_at(path: Path, offset_s: float) -> np.ndarray | None:
     shorter). Seeks to the keyframe before it, so only one keyframe interval is decoded.
 
     Memory (issue 8): the decoder is closed and gone before the chosen frame is converted to BGR,
-    so its picture pool (several 720p pictures) and the 2.6 MB BGR array are never held at once."""
+    so its picture pool (several 720p pictures) and the 2.6 MB BGR array are never held at once;
+    the heap it freed is given back first (2-3 MB of chroma planes and tables below the mmap
+    threshold would otherwise stay resident under the BGR array)."""
     best = _decoded_frame(path, offset_s)
+    release_free_heap()
     return best.to_ndarray(format="bgr24") if best is not None else None
 
 
@@ -177,6 +183,9 @@ def _decoded_frame(path: Path, offset_s: float) -> av.VideoFrame | None:
     the 20-odd frames of one keyframe interval."""
     best = None
     with av.open(str(path)) as c:
+        # Opening decodes the first frames with a decoder of its own (avformat_find_stream_info, 7
+        # pictures for H.264) and frees it into the heap: about 2 MB given back before ours starts.
+        release_free_heap()
         stream = c.streams.video[0]
         stream.thread_type = "NONE"
         stream.thread_count = 1
