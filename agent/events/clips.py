@@ -183,8 +183,8 @@ def _decoded_frame(path: Path, offset_s: float) -> av.VideoFrame | None:
     the 20-odd frames of one keyframe interval."""
     best = None
     with av.open(str(path)) as c:
-        # Opening decodes the first frames with a decoder of its own (avformat_find_stream_info, 7
-        # pictures for H.264) and frees it into the heap: about 2 MB given back before ours starts.
+        # Opening decodes the first 7 frames with a decoder of its own (avformat_find_stream_info)
+        # and frees it into the heap: about 2 MB given back before ours starts.
         release_free_heap()
         stream = c.streams.video[0]
         stream.thread_type = "NONE"
