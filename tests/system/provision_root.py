@@ -56,8 +56,8 @@ def _build_blank(root: Path) -> None:
 
 def wheelhouse() -> Path:
     """The agent's dependency wheels for this machine (the unit under test is x86_64 here; a Pi
-    gets aarch64 ones from the role's pip download). Keyed on pyproject.toml."""
-    key = hashlib.sha256((rootfs.REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    gets aarch64 ones from the role's pip download). Keyed on the agent's requirements."""
+    key = hashlib.sha256(rootfs.agent_requirements()).hexdigest()[:12]
     return _cached(f"mobile-cctv-wheelhouse-{key}", _build_wheelhouse)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,10 +73,19 @@ def apt_mirror(apt: Path = Path("/etc/apt")) -> str | None:
     return None
 
 
+def agent_requirements() -> bytes:
+    """What of pyproject.toml goes into a unit's venv: the agent's dependencies, the build system and
+    the Python it needs (test tools, extras for the control room or the version number do not)."""
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = {"dependencies": meta["project"].get("dependencies", []),
+              "requires-python": meta["project"].get("requires-python"), "build": meta.get("build-system")}
+    return json.dumps(wanted, sort_keys=True).encode()
+
+
 def cache_key() -> str:
-    """Changes when the agent's dependencies or the recipe change (the project itself is
+    """Changes when the agent's requirements or the recipe change (the project itself is
     installed into each container at test time, so code changes need no rebuild)."""
-    h = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    h = hashlib.sha256(agent_requirements())
     h.update(f"{RECIPE} {PACKAGES} {VENV} {WHEELS_IN_ROOT}".encode())
     return h.hexdigest()[:12]
 
