@@ -107,7 +107,10 @@ def hung(make: subprocess.Popen[bytes], out: Output, run_dir: Path) -> None:
     """The demo did not stop: ask the supervisor for its threads' stacks, end it, fail with both."""
     state = run_dir / "demo.json"
     if state.is_file():
-        os.kill(json.loads(state.read_text())["supervisor_pid"], signal.SIGUSR1)
+        try:
+            os.kill(json.loads(state.read_text())["supervisor_pid"], signal.SIGUSR1)
+        except ProcessLookupError:  # it ended after all; make is what still runs
+            pass
     out.drain(quiet_s=3.0, timeout=15.0)
     os.killpg(make.pid, signal.SIGKILL)
     make.wait(30)
