@@ -1,14 +1,17 @@
 """Agent resources benchmark, its measuring side: one `cctv-agent run` process sampled from /proc (RSS and
 its parts, CPU, the fake hardware edge's children apart) and the summary of its samples.
 
-Used by benchmarks/agent_resources.py, which starts the services and the agents and writes the result.
+Used by benchmarks/agent_resources.py, which starts the services and the agents and writes the result
+(export_revision also by snapshot_memory.py).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -145,3 +148,14 @@ def summarise(agent: Agent, peak: float, code: int, duration: float) -> dict:
         "series": {"columns": ["t_s", "rss_mb", "cpu_s", "rss_anon_mb", "rss_file_mb", "rss_shmem_mb"],
                    "rows": s.tolist()},
     }
+
+
+def export_revision(rev: str, folder: Path, root: Path) -> Path:
+    """The `agent/` package of git revision `rev` in repository `root`, unpacked into
+    folder/rev-<rev>/ (for PYTHONPATH): the "before" side of a side-by-side run."""
+    dest = folder / f"rev-{rev}"
+    data = subprocess.run(["git", "-C", str(root), "archive", rev, "agent"], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest

@@ -41,13 +41,10 @@ Method (also in docs/architecture.md, "Memory"):
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import platform
-import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -62,7 +59,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent_procs import Agent, summarise  # noqa: E402
+from agent_procs import Agent, export_revision, summarise  # noqa: E402
 from report import RESULTS_DIR, write_results  # noqa: E402
 
 from tests.agent.footage import VTEST  # noqa: E402
@@ -213,15 +210,6 @@ def unit_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-def export_revision(rev: str, folder: Path) -> Path:
-    """The `agent/` package of git revision `rev`, unpacked into folder/<rev>/ (for PYTHONPATH)."""
-    dest = folder / f"rev-{rev}"
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "agent"], check=True,
-                          capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
-
 
 def read_trace(path: Path) -> dict:
     import json
@@ -281,7 +269,8 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     agents: dict[str, Agent] = {}
     try:
-        paths = {rev: [str(export_revision(rev, work))] if rev else [] for rev in {args.after, args.before}}
+        paths = {rev: [str(export_revision(rev, work, ROOT))] if rev else []
+                 for rev in {args.after, args.before}}
 
         def env_for(rev: str | None, source: str) -> dict[str, str]:
             if source == "file":

@@ -14,13 +14,11 @@ git revision REV the same way in the same run; the snapshots of both must be byt
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agent_procs import export_revision  # noqa: E402
 from report import RESULTS_DIR, write_results  # noqa: E402
 
 from tests.agent.footage import VTEST  # noqa: E402
@@ -114,15 +113,6 @@ def make_segments(folder: Path) -> list[tuple[str, float, float]]:
     return segs
 
 
-def export_revision(rev: str, folder: Path) -> Path:
-    """The `agent/` package of git revision `rev`, unpacked into folder/rev-<rev>/ (for PYTHONPATH)."""
-    dest = folder / f"rev-{rev}"
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "agent"], check=True,
-                          capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
-
 
 def run_child(path: Path, segs: list, events: list) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(path)}  # and cwd: `-c` puts the working directory first
@@ -154,7 +144,7 @@ def main() -> int:
         segs = make_segments(work)
         agents = {"after": ROOT}
         if args.before:
-            agents["before"] = export_revision(args.before, work)
+            agents["before"] = export_revision(args.before, work, ROOT)
         rows: dict[str, list[dict]] = {name: [] for name in agents}
         for _ in range(args.rounds):  # alternate, so both see the same machine
             for name, path in agents.items():
