@@ -135,7 +135,7 @@ def evidence(r: dict[str, Any]) -> Row:
 
 def _resources_cell(r: dict[str, Any]) -> str:
     cpu = r.get("cpu_percent_of_one_core")
-    return (f"peak RSS {r['rss_mb']:.0f} MB, growth {r['rss_growth_mb_per_hour']:.1f} MB/hour"
+    return (f"peak RSS {r['rss_mb']:.1f} MB, growth {r['rss_growth_mb_per_hour']:.1f} MB/hour"
             + (f", CPU {cpu:.0f} % of one core" if isinstance(cpu, int | float) else ""))
 
 
