@@ -44,6 +44,15 @@ class ClipInfo:
     packets: int
 
 
+def _open_footage(path: Path) -> av.container.InputContainer:
+    """A segment or clip opened for reading. Opening decodes its first 7 frames with a decoder of its
+    own (avformat_find_stream_info) and frees them into the heap: about 2 MB at 720p, given back here
+    before the caller's own demuxing or decoding starts (issue 8: the event's peak memory)."""
+    container = av.open(str(path))
+    release_free_heap()
+    return container
+
+
 class _Cut:
     """Copies the packets of one video stream across segments, rebased onto one timeline."""
 
@@ -65,8 +74,7 @@ class _Cut:
         self.origin: float | None = None  # UTC start of the first segment read
 
     def segment(self, seg: SegmentLike) -> None:
-        with av.open(str(seg.path)) as inp:
-            release_free_heap()  # the pictures of the open's probe decode (see _decoded_frame)
+        with _open_footage(seg.path) as inp:
             vin = next((s for s in inp.streams if s.type == "video"), None)
             if vin is None:
                 raise InputError(f"{seg.path}: segment has no video stream")
@@ -182,10 +190,7 @@ def _decoded_frame(path: Path, offset_s: float) -> av.VideoFrame | None:
     One decoding thread: the default slice threads each keep their own context and pictures, for
     the 20-odd frames of one keyframe interval."""
     best = None
-    with av.open(str(path)) as c:
-        # Opening decodes the first 7 frames with a decoder of its own (avformat_find_stream_info)
-        # and frees it into the heap: about 2 MB given back before ours starts.
-        release_free_heap()
+    with _open_footage(path) as c:
         stream = c.streams.video[0]
         stream.thread_type = "NONE"
         stream.thread_count = 1

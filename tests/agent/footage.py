@@ -31,9 +31,10 @@ class Seg:
 
 
 def encode_segments(src: Path, folder: Path, seg_s: float = 10.0, gop: int = 20,
-                    max_frames: int | None = None) -> list[Seg]:
+                    max_frames: int | None = None, size: tuple[int, int] | None = None) -> list[Seg]:
     """Re-encode a clip into H.264 MP4 segments starting at T0, a keyframe every `gop` frames,
-    each segment starting on a keyframe (as agent.recording.segments does)."""
+    each segment starting on a keyframe (as agent.recording.segments does); `size` scales the
+    frames (e.g. the sample clip up to a Pi's 1280x720)."""
     folder.mkdir(parents=True, exist_ok=True)
     segs: list[Seg] = []
     out = stream = None
@@ -52,11 +53,12 @@ def encode_segments(src: Path, folder: Path, seg_s: float = 10.0, gop: int = 20,
                 path = folder / f"seg{len(segs):03d}.mp4"
                 out = av.open(str(path), "w")
                 stream = out.add_stream("libx264", rate=round(fps))
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+                stream.width, stream.height = size or (frame.width, frame.height)
+                stream.pix_fmt = "yuv420p"
                 stream.options = {"g": str(gop), "bf": "0", "preset": "ultrafast"}
                 segs.append(Seg(path, T0 + t, T0 + t))
                 k = 0
-            f = frame.reformat(format="yuv420p")
+            f = frame.reformat(stream.width, stream.height, format="yuv420p")
             f.pts = k
             k += 1
             out.mux(stream.encode(f))

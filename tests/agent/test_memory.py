@@ -110,34 +110,15 @@ def test_the_analyser_needs_no_full_frames_and_keeps_none() -> None:
     assert closed[0].event.peak_boxes and closed[0].event.peak_score > 0
 
 
-def _clip_720p(path: Path, frames: int = 30) -> Path:
-    """The first `frames` of the real sample clip upscaled to 1280x720 H.264 (as the Pi records it)."""
-    import av
-    import cv2
-
-    from tests.agent.footage import VTEST, footage
-
-    cap = cv2.VideoCapture(str(footage(VTEST)))
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "20"}
-        for _ in range(frames):
-            ok, frame = cap.read()
-            assert ok
-            big = cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_CUBIC)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(big, format="bgr24")))
-        out.mux(stream.encode())
-    cap.release()
-    return path
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_a_snapshot_decode_leaves_only_its_frame_resident(tmp_path) -> None:
     """frame_at gives the heap its decoders freed back before the BGR conversion (issue 8): once it
     returns, the 720p BGR frame is all it added (the decoders' chroma planes and tables, 3-5 MB
     below the mmap threshold, used to stay resident under the frame until the event was written)."""
-    clip = _clip_720p(tmp_path / "clip.mp4")
+    from tests.agent.footage import VTEST, encode_segments, footage
+
+    # the first 30 frames of the real sample clip, scaled to 1280x720 H.264 as a Pi records it
+    clip = encode_segments(footage(VTEST), tmp_path, seg_s=60, max_frames=30, size=(1280, 720))[0].path
     code = ("import sys; from pathlib import Path; from agent.memory import release_free_heap, tune_process; "
             "tune_process(); from agent.events.clips import frame_at; "
             "rss = lambda: int(next(l.split()[1] for l in open('/proc/self/status') "
