@@ -100,6 +100,11 @@ def fate_of(conn: sqlite3.Connection, event_id: str) -> tuple[Fate | None, str |
     return (Fate(row[0]) if row[0] else None, row[1])
 
 
+def unsettled(conn: sqlite3.Connection) -> set[str]:
+    """Events detected and not yet settled: in the event writer's hands (retention leaves their folders)."""
+    return {r[0] for r in conn.execute("SELECT event_id FROM event_ledger WHERE fate IS NULL")}
+
+
 def summary_from_counters(counters: dict[str, int]) -> Summary:
     """The ledger's totals as read from the counters table (what status and heartbeats see)."""
     reasons = {k[len(LOST_PREFIX):]: v for k, v in sorted(counters.items())

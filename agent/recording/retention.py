@@ -7,7 +7,8 @@ one); the event writer also calls `make_room` before it cuts a clip. Order under
 segments (oldest first) -> event folders already uploaded -> held segments -> events not yet
 uploaded (each one lost: logged, and settled in the event ledger with reason
 `deleted_before_upload`) -> the most recent segments. An event counts as pending unless the upload
-pipeline says otherwise (see is_pending).
+pipeline says otherwise (see is_pending); the folder of an event not yet settled in the ledger is the
+event writer's and never deleted here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from agent.events.custody import (
     release_evidential_hold,
     remove_hold,
 )
-from agent.events.ledger import Fate, LossReason, open_ledger, settle
+from agent.events.ledger import Fate, LossReason, open_ledger, settle, unsettled
 from agent.events.outbox import EVENTS_DIR
 from agent.recording.index import Segment, SegmentIndex
 from agent.state import StateStore
@@ -120,10 +121,15 @@ class Retention:
         return any(seg.end > s and seg.start < e for s, e in holds)
 
     def _event_dirs(self) -> list[Path]:
+        """Event folders, oldest first; never one the event writer is still filling (not yet settled in
+        the ledger): it settles that event itself, partial or lost, if there is no room for it."""
         root = self._data / EVENTS_DIR
         if not root.is_dir():
             return []
-        return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (p.stat().st_mtime, p.name))
+        folders = [p for p in root.iterdir() if p.is_dir()]
+        writing = unsettled(self._conn)  # read after the listing: each folder's event was entered before it
+        kept = (p for p in folders if p.name not in writing)
+        return sorted(kept, key=lambda p: (p.stat().st_mtime, p.name))
 
     # --- deletion ---
 

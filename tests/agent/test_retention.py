@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 from agent.clock import ManualClock
-from agent.db import connect, db_path
+from agent.db import connect, db_path, transaction
+from agent.events.ledger import Fate, detected, fate_of, open_ledger, settle
 from agent.recording.housekeeping import retention_loop
 from agent.recording.retention import DiskUsage, Retention, add_hold, uploaded_marker
 from agent.recording.segments import SegmentIndex, SegmentRecorder
@@ -103,6 +104,26 @@ def test_disk_pressure_deletes_in_order_and_counts_lost_events(tmp_path) -> None
     assert "unit-1-b" in short_by(1)  # last resort: the pending event, counted as lost
     assert not pending.exists() and state.counters()["events_lost"] == 1
     assert disk(tmp_path).free >= reserve
+
+
+def test_an_event_still_being_written_is_left_to_its_writer(tmp_path) -> None:
+    """Under any pressure retention never deletes the folder of an event the writer has not settled
+    (it settles that one itself, partial or lost): once published, it is the last resort as before.
+    Seen in a CI run: the folder went mid-write and the event, never published, was counted as
+    deleted before upload."""
+    cfg, clock, conn, index, state = setup(tmp_path)
+    now = clock.time()
+    writing = make_event(tmp_path, "unit-1-w", MB, now - 6000, uploaded=False)
+    open_ledger(conn)
+    with transaction(conn):
+        detected(conn, "unit-1-w", now - 6000)
+    disk = FakeDisk(tmp_path, total=100 * MB, other=99 * MB)  # far short of the reserve
+    Retention(cfg, clock, index, conn, state, disk_usage=disk).run_once()
+    assert writing.exists() and fate_of(conn, "unit-1-w") == (None, None)
+    with transaction(conn):
+        settle(conn, "unit-1-w", Fate.PUBLISHED, now)
+    Retention(cfg, clock, index, conn, state, disk_usage=disk).run_once()
+    assert not writing.exists() and fate_of(conn, "unit-1-w") == (Fate.LOST, "deleted_before_upload")
 
 
 def test_full_disk_keeps_recording_and_deletes_oldest(tmp_path) -> None:
