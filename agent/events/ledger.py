@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS event_ledger (
     detail TEXT,
     decided_at REAL
 );
+-- the few events in the writer's hands, read by retention on every pass (the ledger only grows)
+CREATE INDEX IF NOT EXISTS event_ledger_unsettled ON event_ledger(event_id) WHERE fate IS NULL;
 """
 
 LOST_PREFIX = "events_lost."  # counters events_lost.<reason>
