@@ -40,6 +40,7 @@ from tests.upload.faultproxy import FaultProxy  # noqa: E402
 
 MIB = 1024 * 1024
 LATENCY_S = 0.025  # one-way, so a 50 ms round trip like a good 4G link
+CUT_CLIP_BYTES = 40_000_000  # the clip of the cut case (resend_after_cut)
 POLICY = RetryPolicy(transient_initial_s=0.2, transient_max_s=1.0, poll_s=0.5, status_s=0.5)
 log = logging.getLogger("bench")
 
@@ -148,8 +149,7 @@ class Bench:
         bucket, data = self.bucket(), self.work / f"cut-{self.n}"
         cfg = make_config(data, self.proxy.url, bucket, part_size_mb=part_mb, multipart_threshold_mb=part_mb)
         self.proxy.link.rate_bps, self.proxy.link.latency_s = 0, 0
-        payload_data = os.urandom(40_000_000)
-        rec = publish(data, time.time() - 60, payload_data)
+        rec = publish(data, time.time() - 60, os.urandom(CUT_CLIP_BYTES))
         start_up = self.proxy.link.bytes_up
         self.proxy.reset_after(20 * MIB)
         svc = UploadService(cfg, SystemClock(), POLICY)
@@ -165,7 +165,7 @@ class Bench:
         return {
             "resent_bytes": self.proxy.link.bytes_up - start_up - payload,
             # the part the agent chose (unmeasured link: S3's smallest), not the largest allowed
-            "part_size_bytes": choose_part_size(len(payload_data), None, part_mb * MIB),
+            "part_size_bytes": choose_part_size(CUT_CLIP_BYTES, None, part_mb * MIB),
         }
 
     def bandwidth_cap(self, cap_kbps: float = 1000.0, size: int = 1_200_000) -> dict[str, float]:
